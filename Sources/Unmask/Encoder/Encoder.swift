@@ -1,0 +1,149 @@
+import Foundation
+import UnmaskKernels
+import UnmaskTokenizers
+
+/// A decoder LLM used as a text encoder the LLM2Vec way: optional bidirectional attention,
+/// instructions kept out of pooling, llm2vec's truncation and pooling rules.
+public final class Encoder: @unchecked Sendable {
+    public let checkpoint: Checkpoint
+    public let model: DecoderModel
+    public let tokenizer: Tokenizer
+    public let options: EncoderOptions
+    public let adapters: [LoRAAdapter]
+    private let workspace = DecoderWorkspace()
+    private let lock = NSLock()
+
+    /// Loads `modelPath`, merges `adapterPaths` in order, and resolves options:
+    /// llm2vec defaults ← `llm2vec_config.json` (last adapter's, else the model's) ← `configure`.
+    public init(modelPath: String, adapterPaths: [String] = [], configure: (inout EncoderOptions) -> Void = { _ in }) throws {
+        checkpoint = try Checkpoint(directory: modelPath)
+        tokenizer = try checkpoint.loadTokenizer()
+        model = try checkpoint.loadModel()
+        adapters = try adapterPaths.map { try LoRAAdapter(directory: $0) }
+        for adapter in adapters { try adapter.merge(into: model.weights) }
+
+        var options = EncoderOptions()
+        let configFolder = adapterPaths.last ?? modelPath
+        let llm2vecConfig = URL(fileURLWithPath: configFolder).appendingPathComponent("llm2vec_config.json")
+        if FileManager.default.fileExists(atPath: llm2vecConfig.path) {
+            try options.apply(llm2vecConfig: try Checkpoint.read(llm2vecConfig, what: "llm2vec_config.json"), file: llm2vecConfig.path)
+        }
+        configure(&options)
+        try options.validate()
+        if options.pooling == .bosToken, !tokenizer.addsBOS || tokenizer.bosTokenId == nil {
+            throw UnmaskError.invalidInput(source: "options", reason: "bos-token pooling needs a tokenizer that adds a BOS token; this one adds none (use mean, weighted-mean, last-token or eos-token)")
+        }
+        self.options = options
+    }
+
+    public var dimension: Int { model.config.hiddenSize }
+
+    /// Embeds `inputs`, returning one vector per input in input order. `progress(done, total)` is
+    /// called after each batch.
+    public func encode(_ inputs: [EncoderInput], progress: ((Int, Int) -> Void)? = nil) throws -> [[Float]] {
+        let prepared = try inputs.enumerated().map { try prepare($0.element, index: $0.offset) }
+        // Longest first, as llm2vec does, so each batch pads little; ties keep input order.
+        let order = prepared.indices.sorted { (prepared[$0].ids.count, $1) > (prepared[$1].ids.count, $0) }
+        var results = [[Float]](repeating: [], count: inputs.count)
+        lock.lock()
+        defer { lock.unlock() }
+        var start = 0
+        while start < order.count {
+            let batchIndices = Array(order[start..<min(start + options.batchSize, order.count)])
+            let rows = batchIndices.map { prepared[$0] }
+            let batch = TokenBatch(leftPadding: rows.map(\.ids), padding: Int32(tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0))
+            let pattern = AttentionPattern(causal: options.attention == .causal, slidingWindow: model.config.slidingWindow)
+            let hidden = model.forward(batch, pattern: pattern, workspace: workspace)
+            for (b, index) in batchIndices.enumerated() {
+                results[index] = pool(hidden, batch: batch, row: b, pooledCount: rows[b].pooledCount)
+            }
+            start += batchIndices.count
+            progress?(start, order.count)
+        }
+        return results
+    }
+
+    /// Token ids as fed to the model, and how many trailing positions belong to the text.
+    struct PreparedInput {
+        var ids: [Int32]
+        var pooledCount: Int
+    }
+
+    /// llm2vec's `_convert_to_str` + `prepare_for_tokenization` + `tokenize`, per input.
+    func prepare(_ input: EncoderInput, index: Int) throws -> PreparedInput {
+        var text = input.text
+        // doc_max_length: cut whole words in proportion until the text alone fits.
+        var textIds = encodeTruncated(text)
+        while textIds.count > options.docMaxLength {
+            let words = PythonString.split(text)
+            let keep = Int(Double(words.count) * (Double(options.docMaxLength) / Double(textIds.count)))
+            text = words.prefix(keep).joined(separator: " ")
+            textIds = encodeTruncated(text)
+        }
+        // llm2vec joins "<instruction.strip()> " and the text; for eos-token pooling it strips the
+        // joined string and appends the family's EOS text, which then counts as part of the text.
+        var instructionPart = input.instruction.isEmpty ? "" : PythonString.strip(input.instruction) + " "
+        if options.pooling == .eosToken {
+            if instructionPart == " " { instructionPart = "" }
+            text = PythonString.rstrip(text) + checkpoint.architecture.eosPoolingSuffix(model.config.nameOrPath)
+            textIds = encodeTruncated(text)
+        }
+        let joinedIds = instructionPart.isEmpty ? textIds : tokenizer.encode(instructionPart + text, addSpecialTokens: false).map(Int32.init)
+        var ids: [Int32] = []
+        let specials = (tokenizer.addsBOS ? 1 : 0) + (tokenizer.addsEOS ? 1 : 0)
+        if tokenizer.addsBOS, let bos = tokenizer.bosTokenId { ids.append(Int32(bos)) }
+        ids.append(contentsOf: joinedIds.prefix(max(0, options.maxLength - specials)))
+        if tokenizer.addsEOS, let eos = tokenizer.eosTokenId { ids.append(Int32(eos)) }
+        ids = Array(ids.prefix(options.maxLength))
+        guard !ids.isEmpty else {
+            throw UnmaskError.invalidInput(source: "input \(index + 1)", reason: "the text is empty and the tokenizer adds no special token, so there is nothing to embed")
+        }
+        let vocabulary = model.config.vocabularySize
+        if let bad = ids.first(where: { Int($0) >= vocabulary }) {
+            throw UnmaskError.invalidInput(source: "input \(index + 1)", reason: "token id \(bad) from tokenizer.json is outside the model's vocab_size \(vocabulary)")
+        }
+        let pooled = options.skipInstruction ? min(textIds.count, ids.count) : ids.count
+        return PreparedInput(ids: ids, pooledCount: pooled)
+    }
+
+    /// The text's tokens without special tokens, cut at max_length as the reference's tokenizer call does.
+    private func encodeTruncated(_ text: String) -> [Int32] {
+        tokenizer.encode(text, addSpecialTokens: false).prefix(options.maxLength).map(Int32.init)
+    }
+
+    private func pool(_ hidden: UnsafePointer<Float>, batch: TokenBatch, row b: Int, pooledCount: Int) -> [Float] {
+        let h = dimension
+        let valid = batch.valid[b]
+        let rowStart = b * batch.length
+        // With no text tokens llm2vec averages the whole row; we average the unpadded row, which is
+        // what llm2vec gives for the input alone, so the result does not depend on the batch.
+        let span = pooledCount > 0 ? (valid.upperBound - pooledCount)..<valid.upperBound : valid
+        var out = [Float](repeating: 0, count: h)
+        switch options.pooling {
+        case .mean, .weightedMean:
+            let weighted = options.pooling == .weightedMean
+            let total = weighted ? Double(span.count * (span.count + 1)) / 2 : Double(span.count)
+            var sum = [Double](repeating: 0, count: h)
+            for (k, position) in span.enumerated() {
+                let weight = weighted ? Double(k + 1) : 1
+                let state = hidden + (rowStart + position) * h
+                for d in 0..<h { sum[d] += weight * Double(state[d]) }
+            }
+            for d in 0..<h { out[d] = Float(sum[d] / total) }
+        case .lastToken, .eosToken:
+            let state = hidden + (rowStart + valid.upperBound - 1) * h
+            for d in 0..<h { out[d] = state[d] }
+        case .bosToken:
+            let bos = Int32(tokenizer.bosTokenId ?? -1)
+            let position = valid.first { batch.ids[rowStart + $0] == bos } ?? valid.lowerBound
+            let state = hidden + (rowStart + position) * h
+            for d in 0..<h { out[d] = state[d] }
+        }
+        if options.normalize {
+            let norm = out.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
+            if norm > 0 { out = out.map { Float(Double($0) / norm) } }
+        }
+        return out
+    }
+}
+

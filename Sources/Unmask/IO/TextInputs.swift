@@ -1,0 +1,56 @@
+import Foundation
+
+/// Reads texts to embed: JSONL with one `{"text": ..., "instruction": ...}` object a line, or a
+/// `.txt` file with one text a line. `-` reads standard input (JSONL if it starts with `{`).
+public enum TextInputs {
+    public static func read(path: String, defaultInstruction: String = "") throws -> [EncoderInput] {
+        let data: Data
+        if path == "-" {
+            data = FileHandle.standardInput.readDataToEndOfFile()
+        } else {
+            guard FileManager.default.fileExists(atPath: path) else { throw UnmaskError.fileNotFound(path: path, what: "input file") }
+            do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+                throw UnmaskError.unreadableFile(path: path, reason: error.localizedDescription)
+            }
+        }
+        guard let content = String(data: data, encoding: .utf8) else {
+            throw UnmaskError.invalidInput(source: path, reason: "not UTF-8 text")
+        }
+        let isPlainText = path == "-" ? !content.drop(while: { $0.isWhitespace }).hasPrefix("{") : path.lowercased().hasSuffix(".txt")
+        // Split on the byte, not the Character: "\r\n" is a single Character in Swift.
+        var lines = content.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { line in
+            Substring(line.last == UInt8(ascii: "\r") ? line.dropLast() : line)
+        }
+        if lines.last?.isEmpty == true { lines.removeLast() }
+        let inputs: [EncoderInput]
+        if isPlainText {
+            inputs = lines.map { EncoderInput(String($0), instruction: defaultInstruction) }
+        } else {
+            inputs = try lines.enumerated().compactMap { number, line in
+                if line.allSatisfy(\.isWhitespace) { return nil }
+                return try parseJSONLine(line, source: "\(path):\(number + 1)", defaultInstruction: defaultInstruction)
+            }
+        }
+        guard !inputs.isEmpty else { throw UnmaskError.invalidInput(source: path, reason: "no texts: the input is empty") }
+        return inputs
+    }
+
+    static func parseJSONLine(_ line: Substring, source: String, defaultInstruction: String) throws -> EncoderInput {
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed]) } catch {
+            throw UnmaskError.invalidInput(source: source, reason: "invalid JSON (expected an object like {\"text\": \"...\"})")
+        }
+        guard let dictionary = object as? [String: Any] else {
+            throw UnmaskError.invalidInput(source: source, reason: "expected a JSON object like {\"text\": \"...\"}")
+        }
+        guard let text = dictionary["text"] as? String else {
+            throw UnmaskError.invalidInput(source: source, reason: "field 'text': expected a string")
+        }
+        var instruction = defaultInstruction
+        if let value = dictionary["instruction"], !(value is NSNull) {
+            guard let own = value as? String else { throw UnmaskError.invalidInput(source: source, reason: "field 'instruction': expected a string") }
+            instruction = own
+        }
+        return EncoderInput(text, instruction: instruction)
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+
+/// One supported `model_type`: how to read its config.json and what llm2vec appends for
+/// `eos-token` pooling. The forward pass is shared; architectures differ only in configuration.
+public struct Architecture: Sendable {
+    public let modelType: String
+    /// The text llm2vec appends before tokenizing for `eos_token` pooling, given `_name_or_path`.
+    public let eosPoolingSuffix: @Sendable (_ nameOrPath: String) -> String
+    let resolve: @Sendable (_ configJSON: Data, _ file: String) throws -> DecoderConfig
+
+    /// The registry, keyed by `model_type`.
+    public static let all: [String: Architecture] = Dictionary(uniqueKeysWithValues: [llama, mistral, qwen2].map { ($0.modelType, $0) })
+
+    public static func named(_ modelType: String, file: String) throws -> Architecture {
+        guard let architecture = all[modelType] else {
+            throw UnmaskError.unsupportedArchitecture(file: file, modelType: modelType, supported: all.keys.sorted())
+        }
+        return architecture
+    }
+
+    /// Reads config.json: picks the architecture by `model_type` and resolves its hyperparameters.
+    public static func load(configJSON data: Data, file: String = "config.json") throws -> (Architecture, DecoderConfig) {
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: data) } catch {
+            throw UnmaskError.malformedJSON(file: file, reason: (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "cannot parse")
+        }
+        guard let dictionary = object as? [String: Any] else { throw UnmaskError.malformedJSON(file: file, reason: "top level is not an object") }
+        guard let modelType = dictionary["model_type"] as? String else {
+            throw UnmaskError.invalidField(file: file, field: "model_type", expected: "a string naming the architecture (one of \(all.keys.sorted().joined(separator: ", ")))")
+        }
+        let architecture = try named(modelType, file: file)
+        let config = try architecture.resolve(data, file)
+        try config.validate(file: file)
+        return (architecture, config)
+    }
+}
+
+func decodeConfig<T: Decodable>(_ type: T.Type, from data: Data, file: String) throws -> T {
+    do { return try JSONDecoder().decode(type, from: data) } catch let DecodingError.typeMismatch(expected, context) {
+        throw UnmaskError.invalidField(file: file, field: context.codingPath.map(\.stringValue).joined(separator: "."), expected: "a value of type \(expected)")
+    } catch let DecodingError.valueNotFound(expected, context) {
+        throw UnmaskError.invalidField(file: file, field: context.codingPath.map(\.stringValue).joined(separator: "."), expected: "a value of type \(expected), not null")
+    } catch let DecodingError.dataCorrupted(context) {
+        throw UnmaskError.malformedJSON(file: file, reason: context.debugDescription)
+    }
+}
+
+func requireSiLU(_ activation: String, file: String) throws {
+    guard activation == "silu" else {
+        throw UnmaskError.invalidField(file: file, field: "hidden_act", expected: "\"silu\", got \"\(activation)\"")
+    }
+}

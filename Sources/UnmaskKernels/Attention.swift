@@ -1,0 +1,67 @@
+/// Which keys a query may attend to.
+public struct AttentionPattern: Sendable, Equatable {
+    /// Causal: keys at or before the query. Otherwise every valid key (LLM2Vec's bidirectional mode).
+    public var causal: Bool
+    /// Mistral's sliding window: causal keys within the last `w` positions; bidirectional keys
+    /// within `w` on either side (the symmetric window flash-attention applies).
+    public var slidingWindow: Int?
+
+    public init(causal: Bool, slidingWindow: Int? = nil) {
+        self.causal = causal
+        self.slidingWindow = slidingWindow
+    }
+
+    /// Keys that query `i` attends to, in a row whose non-padding tokens are `valid`.
+    /// Padding queries are not masked (as in Hugging Face); their outputs are ignored by pooling.
+    @inline(__always)
+    public func allowedKeys(query i: Int, valid: Range<Int>) -> Range<Int> {
+        var lo = valid.lowerBound, hi = valid.upperBound
+        if causal { hi = min(hi, i + 1) }
+        if let w = slidingWindow {
+            lo = max(lo, causal ? i - w + 1 : i - w)
+            if !causal { hi = min(hi, i + w + 1) }
+        }
+        return lo < hi ? lo..<hi : lo..<lo
+    }
+}
+
+public enum Attention {
+    /// Scaled dot-product attention over a batch of left-padded rows.
+    /// q, out: [batch·length, heads·headDim]; k, v: [batch·length, kvHeads·headDim] (grouped-query:
+    /// head h reads kv head h / (heads / kvHeads)). `valid[b]` is row b's non-padding span.
+    /// `probabilities`, when given ([batch, heads, length, length]), keeps the softmax output for
+    /// the backward pass; otherwise per-worker scratch of `length²` floats is used.
+    public static func forward(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+        out: UnsafeMutablePointer<Float>,
+        batch: Int, length: Int, heads: Int, kvHeads: Int, headDim: Int,
+        valid: [Range<Int>], pattern: AttentionPattern,
+        scratch: FloatBuffer, probabilities: UnsafeMutablePointer<Float>? = nil
+    ) {
+        precondition(valid.count == batch && heads % kvHeads == 0)
+        let qStride = heads * headDim, kvStride = kvHeads * headDim
+        let group = heads / kvHeads
+        let scale = 1 / Float(headDim).squareRoot()
+        let workers = Parallel.coreCount
+        precondition(probabilities != nil || scratch.count >= workers * length * length, "attention scratch too small")
+        BLAS.singleThreaded {
+            Parallel.forEach(batch * heads, workers: workers) { worker, item in
+                let b = item / heads, h = item % heads, g = h / group
+                let scores = probabilities.map { $0 + item * length * length } ?? scratch.pointer + worker * length * length
+                let qb = q + b * length * qStride + h * headDim
+                let kb = k + b * length * kvStride + g * headDim
+                let vb = v + b * length * kvStride + g * headDim
+                BLAS.sgemm(transposeA: false, transposeB: true, m: length, n: length, k: headDim, alpha: scale,
+                           a: qb, lda: qStride, b: kb, ldb: kvStride, c: scores, ldc: length)
+                for i in 0..<length {
+                    Kernels.maskedSoftmax(scores + i * length, length: length, allowed: pattern.allowedKeys(query: i, valid: valid[b]))
+                }
+                BLAS.sgemm(transposeA: false, transposeB: false, m: length, n: headDim, k: length,
+                           a: scores, lda: length, b: vb, ldb: kvStride, c: out + b * length * qStride + h * headDim, ldc: qStride)
+            }
+        }
+    }
+
+    /// Floats of scratch `forward` needs for rows of `length` tokens.
+    public static func scratchCount(length: Int) -> Int { Parallel.coreCount * length * length }
+}

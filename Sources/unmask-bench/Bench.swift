@@ -1,0 +1,144 @@
+import Foundation
+import Unmask
+import UnmaskKernels
+import UnmaskTokenizers
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Speed and memory of the encoder's hot paths, printed as a Markdown table for BENCHMARKS.md.
+/// Usage: unmask-bench [--batch 32] [--length 128] [--repeats 3] [--tokenizer DIR] [--text FILE]
+@main
+struct Bench {
+    static func main() throws {
+        let arguments = Arguments(CommandLine.arguments.dropFirst())
+        let batch = arguments.int("--batch", 32), length = arguments.int("--length", 128), repeats = arguments.int("--repeats", 3)
+        var rows: [(String, String)] = []
+        rows.append(("BLAS", BLAS.description))
+        rows.append(("OPENBLAS_CORETYPE", ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)"))
+        rows.append(("cores", "\(Parallel.coreCount)"))
+
+        let peak = sgemmPeak()
+        rows.append(("sgemm 4096×1536×576", String(format: "%.1f GFLOP/s", peak)))
+
+        // SmolLM2-135M's shapes with random weights.
+        let config = DecoderConfig(
+            modelType: "llama", hiddenSize: 576, intermediateSize: 1536, layerCount: 30, headCount: 9, kvHeadCount: 3, headDim: 64,
+            vocabularySize: 49152, rmsNormEps: 1e-5, ropeTheta: 100000, ropeScaling: .none, attentionBias: false, mlpBias: false,
+            tieWordEmbeddings: true, maxPositionEmbeddings: 8192, slidingWindow: nil, nameOrPath: "random SmolLM2-135M shapes")
+        let tensors = InMemoryTensors.random(config: config, seed: 42)
+        var weightBytes = 0
+        for name in tensors.tensorNames { weightBytes += try tensors.float32(name).count * 4 }
+        let model = DecoderModel(config: config, weights: try DecoderWeights.load(from: tensors, config: config))
+        let workspace = DecoderWorkspace()
+        var generator = SystemRandomNumberGenerator()
+        let ids = (0..<(batch * length)).map { _ in Int32.random(in: 0..<Int32(config.vocabularySize), using: &generator) }
+        let tokenBatch = TokenBatch(ids: ids, batch: batch, length: length, valid: Array(repeating: 0..<length, count: batch))
+        let pattern = AttentionPattern(causal: false)
+        _ = model.forward(tokenBatch, pattern: pattern, workspace: workspace)
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = model.forward(tokenBatch, pattern: pattern, workspace: workspace)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        let tokens = Double(batch * length)
+        let flops = forwardFlops(config, batch: batch, length: length)
+        rows.append(("forward \(batch)×\(length) bidirectional, best of \(repeats)", String(format: "%.3f s", best)))
+        rows.append(("tokens/s", String(format: "%.0f", tokens / best)))
+        rows.append(("achieved", String(format: "%.1f GFLOP/s (%.0f%% of the sgemm figure)", flops / best / 1e9, 100 * flops / best / 1e9 / peak)))
+        let rss = peakResidentBytes()
+        rows.append(("F32 weights", String(format: "%.0f MB", Double(weightBytes) / 1e6)))
+        rows.append(("peak RSS", String(format: "%.0f MB (%.2f× the F32 weights)", Double(rss) / 1e6, Double(rss) / Double(weightBytes))))
+
+        if let directory = arguments.string("--tokenizer") {
+            rows += try tokenizerRows(directory: directory, textFile: arguments.string("--text"))
+        }
+
+        print("| measure | value |\n|---|---|")
+        for (name, value) in rows { print("| \(name) | \(value) |") }
+    }
+
+    /// Best GFLOP/s of a product shaped like the MLP's, over a few runs.
+    static func sgemmPeak() -> Double {
+        let (m, n, k) = (4096, 1536, 576)
+        let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k), c = FloatBuffer(count: m * n)
+        for i in 0..<a.count { a[i] = Float(i % 7) * 0.01 }
+        for i in 0..<b.count { b[i] = Float(i % 5) * 0.01 }
+        var best = Double.infinity
+        for _ in 0..<5 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: k, c: c.pointer, ldc: n)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return 2 * Double(m * n * k) / best / 1e9
+    }
+
+    /// Multiply-adds ×2 of the projections, MLP and attention products.
+    static func forwardFlops(_ c: DecoderConfig, batch: Int, length: Int) -> Double {
+        let tokens = Double(batch * length)
+        let linear = Double(c.hiddenSize * (2 * c.qDim + 2 * c.kvDim) + 3 * c.hiddenSize * c.intermediateSize)
+        let attention = Double(2 * length * c.headDim * c.headCount)
+        return 2 * tokens * (linear + attention) * Double(c.layerCount)
+    }
+
+    static func tokenizerRows(directory: String, textFile: String?) throws -> [(String, String)] {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let tokenizer = try Tokenizer.load(directory: URL(fileURLWithPath: directory))
+        let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let text: String
+        if let textFile { text = try String(contentsOfFile: textFile, encoding: .utf8) } else { text = sampleEnglish(bytes: 4_000_000) }
+        let lines = text.split(separator: "\n").map(String.init)
+        var count = 0
+        let encodeStart = DispatchTime.now().uptimeNanoseconds
+        for line in lines { count += tokenizer.encode(line).count }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - encodeStart) / 1e9
+        let megabytes = Double(text.utf8.count) / 1e6
+        return [
+            ("tokenizer", "\(tokenizer.kind), \(tokenizer.vocabularySize) tokens"),
+            ("tokenizer load", String(format: "%.3f s", loadSeconds)),
+            ("tokenize (1 thread)", String(format: "%.2f MB/s (%.1f MB, %d tokens)", megabytes / seconds, megabytes, count)),
+        ]
+    }
+
+    /// Varied English prose, built deterministically, so runs compare without a data download.
+    static func sampleEnglish(bytes: Int) -> String {
+        let subjects = ["The committee", "A young engineer", "Our neighbour's dog", "The government", "Scientists in Geneva", "She", "Nobody"]
+        let verbs = ["announced", "couldn't explain", "quietly rejected", "has been studying", "will review", "didn't expect"]
+        let objects = ["the new budget for 2024", "a 3.5% rise in prices", "the results of the trial", "why the bridge collapsed",
+                       "an unusual pattern in the data", "the recipe's secret ingredient", "what happened on Tuesday"]
+        let tails = ["", " yesterday.", ", according to reports.", " — again!", " before the deadline?", " (see page 12)."]
+        var out = ""
+        var i = 0
+        while out.utf8.count < bytes {
+            out += subjects[i % subjects.count] + " " + verbs[(i / 3) % verbs.count] + " " + objects[(i / 7) % objects.count]
+            out += tails[(i / 11) % tails.count] + (i % 5 == 4 ? "\n" : " ")
+            i += 1
+        }
+        return out
+    }
+
+    static func peakResidentBytes() -> Int {
+        var usage = rusage()
+        #if canImport(Glibc)
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        #if canImport(Glibc)
+        return usage.ru_maxrss * 1024  // kilobytes on Linux
+        #else
+        return usage.ru_maxrss  // bytes on macOS
+        #endif
+    }
+}
+
+struct Arguments {
+    private var values: [String: String] = [:]
+    init(_ arguments: ArraySlice<String>) {
+        var iterator = arguments.makeIterator()
+        while let key = iterator.next() { values[key] = iterator.next() }
+    }
+    func int(_ key: String, _ fallback: Int) -> Int { values[key].flatMap(Int.init) ?? fallback }
+    func string(_ key: String) -> String? { values[key] }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import Unmask
+
+@main
+struct UnmaskCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unmask",
+        abstract: "Decoder LLMs as text encoders, the LLM2Vec way.",
+        subcommands: [EmbedCommand.self, SimilarityCommand.self, TokenizeCommand.self, InspectCommand.self]
+    )
+}
+
+extension AttentionMode: ExpressibleByArgument {}
+extension Pooling: ExpressibleByArgument {}
+
+/// Options shared by every command that runs the encoder.
+struct EncoderArguments: ParsableArguments {
+    @Option(help: "Model folder (config.json, model.safetensors, tokenizer.json).")
+    var model: String
+
+    @Option(name: .customLong("adapter"), help: "PEFT LoRA adapter folder, merged in the order given (repeatable).")
+    var adapters: [String] = []
+
+    @Option(help: "Attention: bidirectional (LLM2Vec) or causal (the LLM as is).")
+    var attention: AttentionMode = .bidirectional
+
+    @Option(help: "Pooling (default: llm2vec_config.json's pooling_mode, else mean).")
+    var pooling: Pooling?
+
+    @Option(help: "Instruction for inputs that have none of their own; kept out of pooling.")
+    var instruction: String = ""
+
+    @Option(help: "Maximum tokens per input; longer inputs are truncated (default 512).")
+    var maxLength: Int?
+
+    @Option(help: "Texts per forward pass.")
+    var batchSize: Int = 32
+
+    @Flag(help: "L2-normalize the embeddings.")
+    var normalize = false
+
+    func makeEncoder() throws -> Encoder {
+        try Encoder(modelPath: model, adapterPaths: adapters) { options in
+            options.attention = attention
+            if let pooling { options.pooling = pooling }
+            if let maxLength { options.maxLength = maxLength }
+            options.batchSize = batchSize
+            options.normalize = normalize
+        }
+    }
+}
+
+/// Runs `body`, turning Unmask's errors into one line on stderr and exit code 1.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do { try body() } catch let error as UnmaskError {
+        FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+        throw ExitCode.failure
+    }
+}
+
+func writeOutput(_ data: Data, to path: String?) throws {
+    guard let path else { FileHandle.standardOutput.write(data); return }
+    do { try data.write(to: URL(fileURLWithPath: path)) } catch {
+        throw UnmaskError.unreadableFile(path: path, reason: "cannot write: \(error.localizedDescription)")
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+
+/// Where the committed fixtures live, found from this file's path so tests run from any folder.
+public enum Fixtures {
+    public static let root = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    public static func path(_ components: String...) -> String {
+        components.reduce(root) { $0.appendingPathComponent($1) }.path
+    }
+
+    public static func json(_ components: String...) throws -> Any {
+        let url = components.reduce(root) { $0.appendingPathComponent($1) }
+        return try JSONSerialization.jsonObject(with: Data(contentsOf: url))
+    }
+
+    /// A fresh empty folder under the system temporary directory.
+    public static func temporaryDirectory(_ name: String = "unmask-test") throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
+
+/// A small deterministic generator (SplitMix64) so randomized tests are reproducible.
+public struct SeededRandom: RandomNumberGenerator {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E3779B97F4A7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+        return z ^ (z >> 31)
+    }
+    /// `count` floats uniform in [-scale, scale).
+    public mutating func floats(_ count: Int, scale: Float = 1) -> [Float] {
+        (0..<count).map { _ in Float.random(in: -scale..<scale, using: &self) }
+    }
+}
+
+/// Closeness measures the fixtures' tolerances are stated in.
+public enum Compare {
+    public static func cosine(_ a: [Float], _ b: [Float]) -> Double {
+        var dot = 0.0, na = 0.0, nb = 0.0
+        for (x, y) in zip(a, b) { dot += Double(x) * Double(y); na += Double(x) * Double(x); nb += Double(y) * Double(y) }
+        return dot / max((na * nb).squareRoot(), 1e-300)
+    }
+
+    /// ‖a − b‖ / ‖b‖
+    public static func relativeL2(_ a: [Float], _ b: [Float]) -> Double {
+        var diff = 0.0, norm = 0.0
+        for (x, y) in zip(a, b) { diff += Double(x - y) * Double(x - y); norm += Double(y) * Double(y) }
+        return (diff / max(norm, 1e-300)).squareRoot()
+    }
+
+    public static func maxAbs(_ a: [Float], _ b: [Float]) -> Float {
+        zip(a, b).map { abs($0 - $1) }.max() ?? 0
+    }
+}

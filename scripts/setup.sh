@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what Unmask needs to build on Debian/Ubuntu (OpenBLAS, pkg-config) and builds the
+# release binary at .build/release/unmask. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(uname)" = "Linux" ] && ! pkg-config --exists openblas 2>/dev/null; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq libopenblas-dev pkg-config >/dev/null
+fi
+
+if [ "${1:-}" != "--deps-only" ]; then
+    swift build -c release --product unmask
+fi
