@@ -12,7 +12,22 @@ Run once by a developer (never needed to build or test):
     .venv-ref/bin/python scripts/make_tokenizer_fixtures.py
 
 Requires `tokenizers` (0.19.x) and `transformers` (4.44.x). Output is
-deterministic for a given library version.
+byte-for-byte reproducible for a given library version (the model fixtures record
+hashes of these tokenizer files, so rerun scripts/make_model_fixtures.py after any
+change here).
+
+Each folder holds what transformers' `save_pretrained` writes (tokenizer.json,
+tokenizer_config.json, special_tokens_map.json) plus expected.json: for every probe
+string the ids with and without special tokens, the token strings, and the decoded
+text with and without special tokens, checked to agree between
+`AutoTokenizer.from_pretrained(folder)` and `tokenizers.Tokenizer.from_file`; then
+decodings of arbitrary id runs (cut UTF-8, unknown ids) and the tokenizer's metadata.
+
+Folders: llama3, qwen2, smollm, llama2, mistral (configured like those families),
+metaspace_unk (Metaspace decoder, <unk> without byte fallback), added_tokens (every
+added-token flag, RobertaProcessing), misc (generic normalizers and Split behaviors).
+split_patterns.json records HF's splits of random strings under the GPT-2, Llama-3
+and Qwen2 regular expressions.
 """
 
 import json
@@ -641,7 +656,7 @@ def write_family(name, kind, hf, extra):
             "text": text,
             "ids": ids,
             "ids_no_special": plain,
-            "tokens": raw.encode(text, add_special_tokens=False).tokens,
+            "tokens": [raw.id_to_token(i) for i in plain],
             "decoded": decoded,
             "decoded_skip_special": skipped,
         })

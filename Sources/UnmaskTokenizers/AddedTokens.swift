@@ -140,6 +140,8 @@ struct TokenMatcher: Sendable {
     /// Cuts `range` into text and token segments, applying each token's `single_word`,
     /// `lstrip` and `rstrip` rules as HF's `AddedVocabulary::find_matches` does.
     func split(_ text: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> [Segment] {
+        // Like HF, empty text yields nothing for the model (not even an empty word).
+        guard !range.isEmpty else { return [] }
         guard !entries.isEmpty else { return [.text(range)] }
         var segments: [Segment] = []
         var cursor = range.lowerBound

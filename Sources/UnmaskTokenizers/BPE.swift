@@ -73,25 +73,28 @@ final class BPEModel: Sendable {
         var scratch: [UInt8] = []
         var rank: UInt64 = 0
         for (index, line) in lines.enumerated() {
+            func entry() -> JSONNode { JSONNode(line, file: node.file, path: "\(node.path)[\(index)]") }
             let left: String
             let right: String
             switch line {
             case .string(let text):
-                if text.hasPrefix("#version") { continue }
-                let parts = text.split(separator: " ", omittingEmptySubsequences: false)
+                // Split on the byte, not on Characters: a space followed by a combining mark
+                // or emoji modifier is a single Character.
+                if text.utf8.starts(with: "#version".utf8) { continue }
+                let parts = text.utf8.split(separator: 0x20, omittingEmptySubsequences: false)
                 guard parts.count == 2 else {
-                    throw node.error("[\(index)] \"\(text)\" must be two tokens separated by one space")
+                    throw entry().error("\"\(text)\" must be two tokens separated by one space")
                 }
-                left = String(parts[0])
-                right = String(parts[1])
+                left = String(decoding: parts[0], as: UTF8.self)
+                right = String(decoding: parts[1], as: UTF8.self)
             case .array(let pair):
                 guard pair.count == 2, case .string(let first) = pair[0], case .string(let second) = pair[1] else {
-                    throw node.error("[\(index)] must be a pair of strings")
+                    throw entry().error("must be a pair of strings")
                 }
                 left = first
                 right = second
             default:
-                throw node.error("[\(index)] must be a string or a pair of strings, found \(line.typeName)")
+                throw entry().error("must be a string or a pair of strings, found \(line.typeName)")
             }
             scratch.removeAll(keepingCapacity: true)
             scratch.append(contentsOf: left.utf8)
@@ -100,7 +103,7 @@ final class BPEModel: Sendable {
                   let mergedId = vocabulary.lookup(scratch)
             else {
                 let missing = vocabulary.lookup(left) == nil ? left : vocabulary.lookup(right) == nil ? right : left + right
-                throw node.error("[\(index)] uses \"\(missing)\", which is not in model.vocab")
+                throw entry().error("uses \"\(missing)\", which is not in model.vocab")
             }
             table.insert(UInt64(UInt32(leftId)) << 32 | UInt64(UInt32(rightId)), rank << 32 | UInt64(UInt32(mergedId)))
             rank += 1
@@ -240,38 +243,56 @@ private struct MinHeap {
 }
 
 /// Results of recent words, shared by all threads using the tokenizer. Natural text repeats
-/// a small set of words, so most lookups skip the merge loop entirely.
-private final class WordCache: @unchecked Sendable {
-    // Every access to the mutable state below happens under `lock`.
-    private let lock = NSLock()
-    private var table = ByteStringTable(minimumCapacity: 4096)
-    private var spans: [(start: Int32, count: Int32)] = []
-    private var ids: [Int32] = []
-    private static let capacity = 65_536
+/// a small set of words, so most lookups skip the merge loop entirely. The cache is split
+/// into independently locked shards so that threads encoding at once rarely wait on each other.
+private final class WordCache: Sendable {
+    private static let shardCount = 16
     private static let maxWordBytes = 128
+    private let shards = (0..<WordCache.shardCount).map { _ in Shard() }
+
+    private func shard(_ word: UnsafeBufferPointer<UInt8>) -> Shard {
+        shards[Int(hashBytes(word.baseAddress, word.count) >> 60) & (Self.shardCount - 1)]
+    }
 
     func lookup(_ word: UnsafeBufferPointer<UInt8>, into out: inout [Int32]) -> Bool {
         guard word.count <= Self.maxWordBytes else { return false }
-        lock.lock()
-        defer { lock.unlock() }
-        guard let entry = table.lookup(word) else { return false }
-        let span = spans[Int(entry)]
-        out.append(contentsOf: ids[Int(span.start)..<Int(span.start + span.count)])
-        return true
+        return shard(word).lookup(word, into: &out)
     }
 
     func insert(_ word: UnsafeBufferPointer<UInt8>, _ tokens: [Int32]) {
         guard word.count <= Self.maxWordBytes else { return }
-        lock.lock()
-        defer { lock.unlock() }
-        if table.count >= Self.capacity {
-            table = ByteStringTable(minimumCapacity: 4096)
-            spans.removeAll(keepingCapacity: true)
-            ids.removeAll(keepingCapacity: true)
+        shard(word).insert(word, tokens)
+    }
+
+    private final class Shard: @unchecked Sendable {
+        // Every access to the mutable state below happens under `lock`.
+        private let lock = NSLock()
+        private var table = ByteStringTable(minimumCapacity: 1024)
+        private var spans: [(start: Int32, count: Int32)] = []
+        private var ids: [Int32] = []
+        private static let capacity = 8192
+
+        func lookup(_ word: UnsafeBufferPointer<UInt8>, into out: inout [Int32]) -> Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            guard let entry = table.lookup(word) else { return false }
+            let span = spans[Int(entry)]
+            out.append(contentsOf: ids[Int(span.start)..<Int(span.start + span.count)])
+            return true
         }
-        guard table.lookup(word) == nil else { return }
-        table.insert(word, value: Int32(spans.count))
-        spans.append((Int32(ids.count), Int32(tokens.count)))
-        ids.append(contentsOf: tokens)
+
+        func insert(_ word: UnsafeBufferPointer<UInt8>, _ tokens: [Int32]) {
+            lock.lock()
+            defer { lock.unlock() }
+            if table.count >= Self.capacity {
+                table = ByteStringTable(minimumCapacity: 1024)
+                spans.removeAll(keepingCapacity: true)
+                ids.removeAll(keepingCapacity: true)
+            }
+            guard table.lookup(word) == nil else { return }
+            table.insert(word, value: Int32(spans.count))
+            spans.append((Int32(ids.count), Int32(tokens.count)))
+            ids.append(contentsOf: tokens)
+        }
     }
 }

@@ -31,15 +31,6 @@ enum CharacterClass {
         return Unicode.Scalar(value).map(classify) ?? other
     }
 
-    /// Rust's `char::is_numeric`, used by the Digits pre-tokenizer.
-    static func isNumeric(_ value: UInt32) -> Bool {
-        guard let scalar = Unicode.Scalar(value) else { return false }
-        switch scalar.properties.generalCategory {
-        case .decimalNumber, .letterNumber, .otherNumber: return true
-        default: return false
-        }
-    }
-
     /// Rust regex's Unicode `\w` (Alphabetic, marks, decimal digits, connector punctuation,
     /// join controls), which HF uses to decide whether a single-word added token touches a word.
     static func isWordCharacter(_ scalar: Unicode.Scalar) -> Bool {
@@ -76,10 +67,4 @@ func previousScalarStart(_ bytes: UnsafeBufferPointer<UInt8>, before index: Int)
     var start = index - 1
     while start > 0, bytes[start] & 0xC0 == 0x80 { start -= 1 }
     return start
-}
-
-extension Array where Element == UInt8 {
-    mutating func appendScalar(_ scalar: Unicode.Scalar) {
-        append(contentsOf: UTF8.encode(scalar)!)
-    }
 }

@@ -1,7 +1,7 @@
 /// Turns token strings back into text. Each decoder maps the list of token strings to a new
 /// list (HF's `decode_chain`); the final list is concatenated.
-enum Decoder: Sendable {
-    case sequence([Decoder])
+enum TokenDecoder: Sendable {
+    case sequence([TokenDecoder])
     case byteLevel
     case replace(SplitPattern, with: [UInt8])
     case byteFallback
@@ -11,7 +11,7 @@ enum Decoder: Sendable {
 
     static let supported = ["ByteLevel", "Replace", "ByteFallback", "Fuse", "Strip", "Metaspace", "Sequence"]
 
-    static func parse(_ node: JSONNode) throws -> Decoder {
+    static func parse(_ node: JSONNode) throws -> TokenDecoder {
         let type = try node.typeTag()
         switch type {
         case "Sequence": return .sequence(try node.required("decoders").array().map(parse))

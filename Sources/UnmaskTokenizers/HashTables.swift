@@ -65,10 +65,6 @@ struct ByteStringTable: Sendable {
         place(entry: values.count - 1, hash: hash)
     }
 
-    mutating func insert(_ key: [UInt8], value: Int32) {
-        key.withUnsafeBufferPointer { insert($0, value: value) }
-    }
-
     mutating func insert(_ key: String, value: Int32) {
         var key = key
         key.withUTF8 { insert($0, value: value) }
@@ -85,12 +81,6 @@ struct ByteStringTable: Sendable {
     func lookup(_ key: String) -> Int32? {
         var key = key
         return key.withUTF8 { lookup($0) }
-    }
-
-    /// The key bytes of entry `index`, in insertion order.
-    func key(at index: Int) -> ArraySlice<UInt8> {
-        let end = index + 1 < keyStart.count ? keyStart[index + 1] : keyBytes.count
-        return keyBytes[keyStart[index]..<end]
     }
 
     private func find(_ key: UnsafeBufferPointer<UInt8>, hash: UInt64) -> Int? {

@@ -305,11 +305,6 @@ struct JSONNode {
         TokenizerError(path.isEmpty ? "\(file): \(message)" : "\(file): \(path) \(message)")
     }
 
-    var isNull: Bool {
-        if case .null = value { return true }
-        return false
-    }
-
     private func childPath(_ key: String) -> String {
         path.isEmpty ? key : "\(path).\(key)"
     }

@@ -181,12 +181,17 @@ enum PreTokenizer: Sendable {
             }
             transformEach(&pieces) { text, range, _, out in ByteLevel.map(text, range, into: &out) }
         case .digits(let individual):
-            splitEach(&pieces, behavior: individual ? .isolated : .contiguous, invert: false) { text, range, matches in
-                var index = range.lowerBound
-                while index < range.upperBound {
-                    let (scalar, length) = decodeScalar(text, index)
-                    if CharacterClass.isNumeric(scalar) { matches.append(index..<index + length) }
-                    index += length
+            // Rust's `char::is_numeric` is exactly the \p{N} class the scanners use.
+            CharacterClass.basicPlane.withUnsafeBufferPointer { classes in
+                splitEach(&pieces, behavior: individual ? .isolated : .contiguous, invert: false) { text, range, matches in
+                    var index = range.lowerBound
+                    while index < range.upperBound {
+                        let (scalar, length) = decodeScalar(text, index)
+                        if CharacterClass.of(scalar, classes) == CharacterClass.number {
+                            matches.append(index..<index + length)
+                        }
+                        index += length
+                    }
                 }
             }
         case .metaspace(let metaspace):

@@ -9,7 +9,7 @@ public final class Tokenizer: Sendable {
     private let model: BPEModel
     private let addedVocabulary: AddedVocabulary
     private let postProcessor: PostProcessor
-    private let decoder: Decoder?
+    private let decoder: TokenDecoder?
     private let cleanUpTokenizationSpaces: Bool
 
     /// "byte-level BPE", "SentencePiece BPE" or "BPE".
@@ -89,7 +89,7 @@ public final class Tokenizer: Sendable {
         self.model = model
         self.postProcessor = postProcessor
         self.addedVocabulary = addedVocabulary
-        decoder = try root.optional("decoder").map(Decoder.parse)
+        decoder = try root.optional("decoder").map(TokenDecoder.parse)
 
         var config = TokenizerConfig()
         if let tokenizerConfig { try config.read(config: tokenizerConfig, file: configSource) }
@@ -98,9 +98,11 @@ public final class Tokenizer: Sendable {
         modelMaxLength = config.modelMaxLength
         chatTemplate = config.chatTemplate
 
-        // Without a config naming them, fall back to what tokenizer.json itself implies.
+        // With a config, its names are final (as in transformers); with tokenizer.json alone,
+        // fall back to what the post-processor and model imply.
+        let hasConfig = tokenizerConfig != nil || specialTokensMap != nil
         func named(_ key: String, fallback: [String]) -> String? {
-            if let entry = config.specialTokens[key] { return entry }
+            if hasConfig { return config.specialTokens[key] ?? nil }
             return fallback.count == 1 ? fallback[0] : nil
         }
         bosToken = named("bos_token", fallback: postProcessor.prefixTokens)

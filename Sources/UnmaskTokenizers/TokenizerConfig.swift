@@ -10,8 +10,6 @@ struct TokenizerConfig: Sendable {
     var modelMaxLength: Int?
     var cleanUpTokenizationSpaces = false
     var chatTemplate: String?
-    var addBOSToken: Bool?
-    var addEOSToken: Bool?
 
     /// Reads tokenizer_config.json.
     mutating func read(config data: Data, file: String) throws {
@@ -24,8 +22,6 @@ struct TokenizerConfig: Sendable {
             modelMaxLength = value >= 1 && value < 1e15 ? Int(value) : nil
         }
         cleanUpTokenizationSpaces = try root.bool("clean_up_tokenization_spaces", default: false)
-        addBOSToken = try root.optional("add_bos_token")?.bool()
-        addEOSToken = try root.optional("add_eos_token")?.bool()
         if let template = try root.optional("chat_template") {
             chatTemplate = try Self.chatTemplate(template)
         }

@@ -97,7 +97,7 @@ import UnmaskTestSupport
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("architecture:   llama"))
         #expect(result.stdout.contains("BF16"))
-        #expect(result.stdout.contains("4 heads, 2 kv heads"))
+        #expect(result.stdout.contains("4 heads, 4 kv heads"))
         #expect(result.stdout.contains("SentencePiece"))
     }
 
