@@ -152,14 +152,15 @@ public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
             throw invalid("general.architecture", "one of \(supportedArchitectures.joined(separator: ", ")); architecture '\(arch)' is not supported")
         }
 
-        func integer(_ suffix: String, default fallback: Int? = nil, minimum: Int = 1) throws -> Int {
+        // Sizes are capped far above any real model so that products of them cannot overflow.
+        func integer(_ suffix: String, default fallback: Int? = nil, maximum: Int = 1 << 31) throws -> Int {
             let key = "\(arch).\(suffix)"
             guard let value = metadata[key] else {
                 if let fallback { return fallback }
-                throw invalid(key, "an integer ≥ \(minimum), but the key is missing")
+                throw invalid(key, "a positive integer, but the key is missing")
             }
             guard let n = value.int else { throw invalid(key, "an integer, got \(value.typeName) \(value)") }
-            guard n >= minimum else { throw invalid(key, "an integer ≥ \(minimum), got \(n)") }
+            guard n >= 1, n <= maximum else { throw invalid(key, "an integer from 1 to \(maximum), got \(n)") }
             return n
         }
         func number(_ suffix: String, default fallback: Double? = nil) throws -> Double {
@@ -172,7 +173,7 @@ public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
             return x
         }
 
-        let layers = try integer("block_count")
+        let layers = try integer("block_count", maximum: 1 << 16)
         let hidden = try integer("embedding_length")
         let intermediate = try integer("feed_forward_length")
         let heads = try integer("attention.head_count")

@@ -123,7 +123,9 @@ public enum GGUFValue: Sendable, Equatable, CustomStringConvertible {
         case let .float32(v): return String(v)
         case let .float64(v): return String(v)
         case let .bool(v): return String(v)
-        case let .string(v): return String(reflecting: v)
+        case let .string(v):
+            // Long strings (a chat template, a hostile file's megabyte) are cut for messages.
+            return String(reflecting: v.count > 120 ? String(v.prefix(120)) + "…" : v)
         case let .array(a): return a.description
         }
     }
