@@ -34,9 +34,9 @@ enum Similarity {
     /// The matrix with numbered rows, then each text's most similar other text.
     static func table(_ matrix: [[Double]], labels: [String]) -> String {
         let n = matrix.count
-        var lines = ["     " + (0..<n).map { String(format: "%6d", $0 + 1) }.joined()]
+        var lines = ["     " + (0..<n).map { String(format: "%7d", $0 + 1) }.joined()]
         for i in 0..<n {
-            lines.append(String(format: "%4d ", i + 1) + matrix[i].map { String(format: "%6.3f", $0) }.joined())
+            lines.append(String(format: "%4d ", i + 1) + matrix[i].map { String(format: "%7.3f", $0) }.joined())
         }
         lines.append("")
         for i in 0..<n {
