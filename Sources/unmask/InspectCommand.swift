@@ -10,7 +10,7 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let checkpoint = try Checkpoint(directory: model)
+            let checkpoint = try Checkpoint(path: model)
             let c = checkpoint.config
             var parameters = 0
             var dtypes: [String: Int] = [:]

@@ -5,7 +5,7 @@ import Unmask
 struct SimilarityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "similarity",
-        abstract: "Embed texts and print their cosine similarity matrix and each text's nearest neighbour.")
+        abstract: "Embed texts and print their cosine similarity matrix and each text's nearest neighbour, for causal and bidirectional attention side by side (or one of them with --attention).")
 
     @OptionGroup var encoder: EncoderArguments
 
@@ -15,10 +15,20 @@ struct SimilarityCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let inputs = try TextInputs.read(path: input, defaultInstruction: encoder.instruction)
-            let embeddings = try encoder.makeEncoder().encode(inputs)
-            let similarity = embeddings.map { a in embeddings.map { b in Similarity.cosine(a, b) } }
-            print("attention: \(encoder.attention.rawValue)")
-            print(Similarity.table(similarity, labels: inputs.map(\.text)))
+            let modes = encoder.attention.map { [$0] } ?? [.causal, .bidirectional]
+            let first = try encoder.makeEncoder(attention: modes[0])
+            var matrices: [[[Double]]] = []
+            for mode in modes {
+                let model = mode == modes[0] ? first : try first.withAttention(mode)
+                let embeddings = try model.encode(inputs)
+                matrices.append(embeddings.map { a in embeddings.map { b in Similarity.cosine(a, b) } })
+            }
+            print("model: \(first.checkpoint.path) (\(first.checkpoint.config.modelType), pooling \(first.options.pooling.rawValue))\n")
+            for (mode, matrix) in zip(modes, matrices) {
+                print("cosine similarity, \(mode.rawValue) attention")
+                print(Similarity.matrix(matrix) + "\n")
+            }
+            print(Similarity.neighbours(matrices, modes: modes.map(\.rawValue), labels: inputs.map(\.text)))
         }
     }
 }
@@ -31,28 +41,31 @@ enum Similarity {
         return norm > 0 ? dot / norm : 0
     }
 
-    /// The matrix with numbered rows, then each text's most similar other text.
-    static func table(_ matrix: [[Double]], labels: [String]) -> String {
-        let n = matrix.count
-        var lines = ["     " + (0..<n).map { String(format: "%7d", $0 + 1) }.joined()]
-        for i in 0..<n {
-            lines.append(String(format: "%4d ", i + 1) + matrix[i].map { String(format: "%7.3f", $0) }.joined())
+    /// The matrix with numbered rows and columns.
+    static func matrix(_ matrix: [[Double]]) -> String {
+        var lines = ["     " + (0..<matrix.count).map { String(format: "%7d", $0 + 1) }.joined()]
+        for (i, row) in matrix.enumerated() {
+            lines.append(String(format: "%4d ", i + 1) + row.map { String(format: "%7.3f", $0) }.joined())
         }
-        lines.append("")
-        for i in 0..<n {
-            let neighbour = (0..<n).filter { $0 != i }.max { matrix[i][$0] < matrix[i][$1] }
-            let label = short(labels[i])
-            if let j = neighbour {
-                lines.append(String(format: "%4d %@  ->  %d %@ (%.3f)", i + 1, label, j + 1, short(labels[j]), matrix[i][j]))
-            } else {
-                lines.append(String(format: "%4d %@", i + 1, label))
+        return lines.joined(separator: "\n")
+    }
+
+    /// Each text's most similar other text under each attention mode.
+    static func neighbours(_ matrices: [[[Double]]], modes: [String], labels: [String]) -> String {
+        var lines = ["nearest neighbour (" + modes.joined(separator: " | ") + ")"]
+        for i in labels.indices {
+            var line = String(format: "%4d %@", i + 1, short(labels[i]).padding(toLength: 40, withPad: " ", startingAt: 0))
+            for matrix in matrices {
+                guard let j = labels.indices.filter({ $0 != i }).max(by: { matrix[i][$0] < matrix[i][$1] }) else { continue }
+                line += String(format: "  ->  %2d (%.3f)", j + 1, matrix[i][j])
             }
+            lines.append(line)
         }
         return lines.joined(separator: "\n")
     }
 
     private static func short(_ text: String) -> String {
         let flat = text.replacingOccurrences(of: "\n", with: " ")
-        return flat.count <= 48 ? flat : String(flat.prefix(47)) + "…"
+        return flat.count <= 40 ? flat : String(flat.prefix(39)) + "…"
     }
 }

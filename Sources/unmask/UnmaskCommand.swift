@@ -16,14 +16,14 @@ extension Pooling: ExpressibleByArgument {}
 
 /// Options shared by every command that runs the encoder.
 struct EncoderArguments: ParsableArguments {
-    @Option(help: "Model folder (config.json, model.safetensors, tokenizer.json).")
+    @Option(help: "Model: a Hugging Face folder (config.json, model.safetensors, tokenizer.json), a .gguf file, or an installed model's name (smollm2, qwen2.5-coder-0.5b).")
     var model: String
 
     @Option(name: .customLong("adapter"), help: "PEFT LoRA adapter folder, merged in the order given (repeatable).")
     var adapters: [String] = []
 
-    @Option(help: "Attention: bidirectional (LLM2Vec) or causal (the LLM as is).")
-    var attention: AttentionMode = .bidirectional
+    @Option(help: "Attention: bidirectional (LLM2Vec; the default) or causal (the LLM as is).")
+    var attention: AttentionMode?
 
     @Option(help: "Pooling (default: llm2vec_config.json's pooling_mode, else mean).")
     var pooling: Pooling?
@@ -40,9 +40,9 @@ struct EncoderArguments: ParsableArguments {
     @Flag(help: "L2-normalize the embeddings.")
     var normalize = false
 
-    func makeEncoder() throws -> Encoder {
+    func makeEncoder(attention chosen: AttentionMode? = nil) throws -> Encoder {
         try Encoder(modelPath: model, adapterPaths: adapters) { options in
-            options.attention = attention
+            options.attention = chosen ?? attention ?? .bidirectional
             if let pooling { options.pooling = pooling }
             if let maxLength { options.maxLength = maxLength }
             options.batchSize = batchSize

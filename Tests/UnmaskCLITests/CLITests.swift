@@ -119,7 +119,7 @@ import UnmaskTestSupport
         let good = directory.appendingPathComponent("good.txt")
         try Data("hello\n".utf8).write(to: good)
         let cases: [([String], String)] = [
-            (["embed", "--model", "/nonexistent", "--input", good.path], "/nonexistent: not found (model folder)"),
+            (["embed", "--model", "/nonexistent", "--input", good.path], "/nonexistent: not found (model: a Hugging Face model folder, a .gguf file, or one of smollm2"),
             (["embed", "--model", model, "--input", invalid.path], "bad.jsonl:2: invalid JSON"),
             (["embed", "--model", model, "--input", empty.path], "empty.txt: no texts"),
             (["embed", "--model", model, "--input", directory.appendingPathComponent("missing.txt").path], "missing.txt: not found (input file)"),

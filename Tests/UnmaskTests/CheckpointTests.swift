@@ -28,7 +28,7 @@ import UnmaskTestSupport
 
     @Test func loadsEveryFixtureArchitecture() throws {
         for name in ["llama3-tied-f32", "llama2-bf16", "mistral-f16-sharded", "qwen2-bias-f32", "smollm-f32"] {
-            let checkpoint = try Checkpoint(directory: Fixtures.path("models", name))
+            let checkpoint = try Checkpoint(path: Fixtures.path("models", name))
             let model = try checkpoint.loadModel()
             #expect(model.weights.layers.count == checkpoint.config.layerCount)
         }

@@ -1,29 +1,47 @@
 import Foundation
 import UnmaskTokenizers
 
-/// A Hugging Face model folder: config.json, safetensors weights (single or sharded) and the
-/// tokenizer files. Nothing is read from the network.
+/// A model to load: a Hugging Face folder (config.json, safetensors weights, tokenizer files), a
+/// GGUF file (weights, hyperparameters and tokenizer in one), or the name of an installed known
+/// model (`KnownModels`). Nothing is read from the network.
 public struct Checkpoint: Sendable {
-    public let directory: URL
+    public enum Format: Sendable {
+        case huggingFace(folder: URL)
+        case gguf(GGUFCheckpoint)
+    }
+
+    public let path: String
+    public let format: Format
     public let architecture: Architecture
     public let config: DecoderConfig
     public let tensors: TensorSource
 
-    public init(directory path: String) throws {
+    public init(path model: String) throws {
+        let path = try KnownModels.resolve(model)
+        self.path = path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw UnmaskError.fileNotFound(path: path, what: "model folder")
+            throw UnmaskError.fileNotFound(path: path, what: "model: a Hugging Face model folder, a .gguf file, or one of \(KnownModels.all.map(\.name).joined(separator: ", "))")
         }
-        guard isDirectory.boolValue else {
-            throw UnmaskError.invalidInput(source: path, reason: "expected a model folder holding config.json, model.safetensors and tokenizer.json")
+        if !isDirectory.boolValue {
+            guard path.lowercased().hasSuffix(".gguf") else {
+                throw UnmaskError.invalidInput(source: path, reason: "expected a model folder (config.json, model.safetensors, tokenizer.json) or a .gguf file")
+            }
+            let gguf = try GGUFCheckpoint(path: path)
+            format = .gguf(gguf)
+            architecture = gguf.architecture
+            config = gguf.config
+            tensors = gguf
+            return
         }
-        directory = URL(fileURLWithPath: path)
-        let configURL = directory.appendingPathComponent("config.json")
+        let folder = URL(fileURLWithPath: path)
+        format = .huggingFace(folder: folder)
+        let configURL = folder.appendingPathComponent("config.json")
         let data = try Checkpoint.read(configURL, what: "the model's config.json")
         (architecture, config) = try Architecture.load(configJSON: data, file: configURL.path)
 
-        let single = directory.appendingPathComponent("model.safetensors")
-        let index = directory.appendingPathComponent("model.safetensors.index.json")
+        let single = folder.appendingPathComponent("model.safetensors")
+        let index = folder.appendingPathComponent("model.safetensors.index.json")
         if FileManager.default.fileExists(atPath: single.path) {
             tensors = try SafeTensorsFile(path: single.path)
         } else if FileManager.default.fileExists(atPath: index.path) {
@@ -33,8 +51,17 @@ public struct Checkpoint: Sendable {
         }
     }
 
+    /// The folder whose `llm2vec_config.json` sets encoder defaults (Hugging Face folders only).
+    public var folder: URL? {
+        if case let .huggingFace(folder) = format { return folder }
+        return nil
+    }
+
     public func loadTokenizer() throws -> Tokenizer {
-        try Checkpoint.loadTokenizer(directory: directory.path)
+        switch format {
+        case let .huggingFace(folder): return try Checkpoint.loadTokenizer(directory: folder.path)
+        case let .gguf(gguf): return try gguf.loadTokenizer()
+        }
     }
 
     /// The tokenizer of a model folder (tokenizer.json, plus tokenizer_config.json and
@@ -49,8 +76,10 @@ public struct Checkpoint: Sendable {
         }
     }
 
-    public func loadModel() throws -> DecoderModel {
-        DecoderModel(config: config, weights: try DecoderWeights.load(from: tensors, config: config))
+    /// The decoder; with `lmHead`, also the output projection for next-token logits.
+    public func loadModel(lmHead: Bool = false) throws -> DecoderModel {
+        let weights = try DecoderWeights.load(from: tensors, config: config)
+        return DecoderModel(config: config, weights: weights, lmHead: lmHead ? try weights.lmHead(from: tensors, config: config) : nil)
     }
 
     static func read(_ url: URL, what: String) throws -> Data {

@@ -16,16 +16,16 @@ public final class Encoder: @unchecked Sendable {
     /// Loads `modelPath`, merges `adapterPaths` in order, and resolves options:
     /// llm2vec defaults ← `llm2vec_config.json` (last adapter's, else the model's) ← `configure`.
     public init(modelPath: String, adapterPaths: [String] = [], configure: (inout EncoderOptions) -> Void = { _ in }) throws {
-        checkpoint = try Checkpoint(directory: modelPath)
+        checkpoint = try Checkpoint(path: modelPath)
         tokenizer = try checkpoint.loadTokenizer()
         model = try checkpoint.loadModel()
         adapters = try adapterPaths.map { try LoRAAdapter(directory: $0) }
         for adapter in adapters { try adapter.merge(into: model.weights) }
 
         var options = EncoderOptions()
-        let configFolder = adapterPaths.last ?? modelPath
-        let llm2vecConfig = URL(fileURLWithPath: configFolder).appendingPathComponent("llm2vec_config.json")
-        if FileManager.default.fileExists(atPath: llm2vecConfig.path) {
+        let configFolder = adapterPaths.last.map { URL(fileURLWithPath: $0) } ?? checkpoint.folder
+        if let llm2vecConfig = configFolder?.appendingPathComponent("llm2vec_config.json"),
+           FileManager.default.fileExists(atPath: llm2vecConfig.path) {
             try options.apply(llm2vecConfig: try Checkpoint.read(llm2vecConfig, what: "llm2vec_config.json"), file: llm2vecConfig.path)
         }
         configure(&options)
@@ -34,6 +34,21 @@ public final class Encoder: @unchecked Sendable {
             throw UnmaskError.invalidInput(source: "options", reason: "bos-token pooling needs a tokenizer that adds a BOS token; this one adds none (use mean, weighted-mean, last-token or eos-token)")
         }
         self.options = options
+    }
+
+    private init(sharing other: Encoder, options: EncoderOptions) {
+        checkpoint = other.checkpoint
+        tokenizer = other.tokenizer
+        model = other.model
+        adapters = other.adapters
+        self.options = options
+    }
+
+    /// The same loaded model with another attention mode: comparisons need not load it twice.
+    public func withAttention(_ attention: AttentionMode) -> Encoder {
+        var options = self.options
+        options.attention = attention
+        return Encoder(sharing: self, options: options)
     }
 
     public var dimension: Int { model.config.hiddenSize }

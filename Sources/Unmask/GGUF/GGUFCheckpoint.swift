@@ -149,7 +149,7 @@ public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
             throw invalid("general.architecture", "a string, got \(archValue.typeName)")
         }
         guard supportedArchitectures.contains(arch) else {
-            throw invalid("general.architecture", "one of \(supportedArchitectures.joined(separator: ", ")); architecture '\(arch)' is not supported")
+            throw invalid("general.architecture", "one of \(supportedArchitectures.joined(separator: ", ")); architecture '\(shown(arch))' is not supported")
         }
 
         // Sizes are capped far above any real model so that products of them cannot overflow.
@@ -182,7 +182,8 @@ public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
             throw invalid("\(arch).attention.head_count_kv", "a divisor of \(arch).attention.head_count (\(heads)), got \(kvHeads)")
         }
         let ropeDimensions = try metadata["\(arch).rope.dimension_count"] == nil ? nil : integer("rope.dimension_count")
-        let headDim = try integer("attention.key_length", default: ropeDimensions ?? hidden / heads)
+        // llama.cpp's head size: key_length when given, else embedding_length / head_count.
+        let headDim = try integer("attention.key_length", default: hidden / heads)
         if let ropeDimensions, ropeDimensions != headDim {
             throw invalid("\(arch).rope.dimension_count", "the head size \(headDim) (partial rotary embeddings are not supported), got \(ropeDimensions)")
         }

@@ -125,7 +125,7 @@ public enum GGUFValue: Sendable, Equatable, CustomStringConvertible {
         case let .bool(v): return String(v)
         case let .string(v):
             // Long strings (a chat template, a hostile file's megabyte) are cut for messages.
-            return String(reflecting: v.count > 120 ? String(v.prefix(120)) + "…" : v)
+            return String(reflecting: v.count > 60 ? String(v.prefix(60)) + "…" : v)
         case let .array(a): return a.description
         }
     }

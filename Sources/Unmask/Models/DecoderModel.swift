@@ -81,12 +81,15 @@ public final class DecoderWorkspace: @unchecked Sendable {
 /// then the final norm. Returns the last hidden state, as `LlamaModel` / llm2vec's `...BiModel` do.
 public final class DecoderModel: @unchecked Sendable {
     public let config: DecoderConfig
-    public private(set) var weights: DecoderWeights
+    public let weights: DecoderWeights
+    /// The output projection, loaded only for next-token prediction.
+    public let lmHead: WeightTensor?
     private let inverseFrequencies: [Float]
 
-    public init(config: DecoderConfig, weights: DecoderWeights) {
+    public init(config: DecoderConfig, weights: DecoderWeights, lmHead: WeightTensor? = nil) {
         self.config = config
         self.weights = weights
+        self.lmHead = lmHead
         self.inverseFrequencies = config.inverseFrequencies
     }
 
@@ -144,6 +147,18 @@ public final class DecoderModel: @unchecked Sendable {
             linear(ws.gate.pointer, rows: rows, w.downProj, out: ws.hidden.pointer + start * h, accumulate: true)
             start += rows
         }
+    }
+
+    /// Next-token logits [rows.count, vocab] for the given rows of a forward's hidden output.
+    /// Needs a model loaded with its LM head.
+    public func logits(hidden: UnsafePointer<Float>, rows: [Int]) -> [[Float]] {
+        guard let lmHead else { preconditionFailure("logits need a model loaded with lmHead: true") }
+        let h = config.hiddenSize, vocabulary = lmHead.shape[0]
+        let selected = FloatBuffer(count: rows.count * h)
+        for (i, row) in rows.enumerated() { (selected.pointer + i * h).update(from: hidden + row * h, count: h) }
+        let out = FloatBuffer(count: rows.count * vocabulary)
+        Kernels.linear(selected.pointer, rows: rows.count, inFeatures: h, weight: lmHead.pointer, outFeatures: vocabulary, bias: nil, out: out.pointer)
+        return (0..<rows.count).map { Array(UnsafeBufferPointer(start: out.pointer + $0 * vocabulary, count: vocabulary)) }
     }
 
     @inline(__always)

