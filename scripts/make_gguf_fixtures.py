@@ -31,12 +31,17 @@ Files:
   `original_max_position_embeddings` (absent here, so 8192), while transformers uses
   `rope_scaling.original_max_position_embeddings` (64); the factors here use 64, so the GGUF
   describes the same model as the safetensors.
+- `regressions/*.gguf`: small hostile inputs that crash or exhaust naive readers (arrays nested
+  1000 deep, counts and lengths of 2^62..2^64-1, dimension products and offsets that overflow,
+  alignment 0, an unknown tensor type, version 1). `GGUFFuzzTests.regressionInputsNeverCrash`
+  opens every `.gguf` file in that folder; inputs that ever crash the fuzz tests belong there too.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -233,12 +238,52 @@ def write_llama() -> None:
     writer.close()
 
 
+def write_hostile() -> None:
+    """Small adversarial files that crash or exhaust naive GGUF readers (regressions/)."""
+    folder = OUT / "regressions"
+    folder.mkdir(exist_ok=True)
+
+    def u32(v: int) -> bytes: return struct.pack("<I", v)
+    def u64(v: int) -> bytes: return struct.pack("<Q", v)
+    def string(s: str) -> bytes: return u64(len(s.encode())) + s.encode()
+    def header(tensors: int, kvs: int, version: int = 3) -> bytes: return b"GGUF" + u32(version) + u64(tensors) + u64(kvs)
+    def tensor(name: str, dims: list[int], ggml_type: int, offset: int) -> bytes:
+        return string(name) + u32(len(dims)) + b"".join(u64(d) for d in dims) + u32(ggml_type) + u64(offset)
+    def pad(data: bytes, alignment: int = 32) -> bytes: return data + b"\0" * (-len(data) % alignment)
+
+    deep = u32(0) + u64(1) + b"\x07"  # innermost: array of one uint8
+    for _ in range(1000):
+        deep = u32(9) + u64(1) + deep  # array of one array
+    files = {
+        # recursion depth: 1000 nested arrays (a recursive parser without a cap overflows its stack on more)
+        "deep_nesting.gguf": header(0, 1) + string("deep") + u32(9) + deep,
+        # counts and lengths far beyond the file
+        "huge_tensor_count.gguf": header(1 << 63, 0) + b"\0" * 64,
+        "huge_kv_count.gguf": header(0, (1 << 64) - 1) + b"\0" * 64,
+        "huge_key_length.gguf": header(0, 1) + u64((1 << 64) - 1) + b"key" + b"\0" * 16,
+        "huge_array_count.gguf": header(0, 1) + string("a") + u32(9) + u32(0) + u64(1 << 62) + b"\1" * 16,
+        "huge_string_array.gguf": header(0, 1) + string("a") + u32(9) + u32(8) + u64(1 << 40) + u64(3) + b"abc",
+        # dimension products and offsets that overflow 64 bits
+        "dims_overflow.gguf": pad(header(1, 0) + tensor("t", [1 << 40, 1 << 40, 1 << 40], 0, 0)) + b"\0" * 32,
+        "dims_negative.gguf": pad(header(1, 0) + tensor("t", [(1 << 64) - 1, 2], 0, 0)) + b"\0" * 32,
+        "offset_overflow.gguf": pad(header(1, 0) + tensor("t", [8], 0, (1 << 64) - 32)) + b"\0" * 32,
+        "too_many_dims.gguf": pad(header(1, 0) + tensor("t", [1] * 100, 0, 0)) + b"\0" * 32,
+        # alignment 0 (division by zero) and a tensor type beyond the table
+        "zero_alignment.gguf": pad(header(1, 1) + string("general.alignment") + u32(4) + u32(0) + tensor("t", [8], 0, 0)) + b"\0" * 32,
+        "unknown_type.gguf": pad(header(1, 0) + tensor("t", [8], 0xFFFFFFFF, 0)) + b"\0" * 32,
+        "version_1.gguf": b"GGUF" + u32(1) + u32(0) + u32(0),
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     write_quants()
     write_llama()
-    total = sum(p.stat().st_size for p in OUT.iterdir() if p.is_file())
-    print(f"wrote {len(list(OUT.iterdir()))} files to {OUT.relative_to(ROOT)} ({total / 1024:.0f} KiB)")
+    write_hostile()
+    total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
+    print(f"wrote {len(list(OUT.rglob('*.*')))} files to {OUT.relative_to(ROOT)} ({total / 1024:.0f} KiB)")
 
 
 if __name__ == "__main__":

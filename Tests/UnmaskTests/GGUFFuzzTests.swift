@@ -152,16 +152,41 @@ import UnmaskTestSupport
         print("GGUF fuzz (tiny llama model, \(count) inputs): \(outcome.opened) loaded, \(outcome.rejected) rejected; errors: \(outcome.messages.sorted { $0.value > $1.value }.prefix(12).map { "\($0.value)× \($0.key)…" })")
     }
 
+    /// The hostile seeds `make_gguf_fixtures.py` writes, and the error each must get.
+    static let seeds = [
+        "deep_nesting.gguf": "metadata 'deep' nests arrays deeper than 8 levels",
+        "huge_tensor_count.gguf": "the tensor count is 9223372036854775808, but the 72 bytes left",
+        "huge_kv_count.gguf": "the metadata count is 18446744073709551615",
+        "huge_key_length.gguf": "the key of metadata entry 0 has length 18446744073709551615, more than the 19 bytes left",
+        "huge_array_count.gguf": "the element count of metadata 'a' is 4611686018427387904",
+        "huge_string_array.gguf": "the element count of metadata 'a' is 1099511627776",
+        "dims_overflow.gguf": "tensor 't': dimensions [1099511627776, 1099511627776] hold too many elements",
+        "dims_negative.gguf": "tensor 't': dimension 0 is 18446744073709551615, too large",
+        "offset_overflow.gguf": "tensor 't': data offset 18446744073709551584 is past the end of the file",
+        "too_many_dims.gguf": "tensor 't' has 100 dimensions (at most 4)",
+        "zero_alignment.gguf": "'general.alignment' must be a uint32 power of two, got uint32 0",
+        "unknown_type.gguf": "tensor 't' has unknown ggml type 4294967295",
+        "version_1.gguf": "GGUF version 1 is not supported",
+    ]
+
     @Test func regressionInputsNeverCrash() throws {
         let folder = GGUFFixtures.path("regressions")
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder))?.filter { $0.hasSuffix(".gguf") }.sorted() ?? []
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".gguf") }.sorted()
+        #expect(Set(Self.seeds.keys).isSubset(of: Set(names)))
+        let scratch = try Fixtures.temporaryDirectory("gguf-regression")
         var outcome = Outcome()
         for name in names {
             let data = try Data(contentsOf: URL(fileURLWithPath: folder).appendingPathComponent(name))
-            let scratch = try Fixtures.temporaryDirectory("gguf-regression")
             let path = scratch.appendingPathComponent(name).path
             Self.run(data, path: path, outcome: &outcome, Self.readFile)
             Self.run(data, path: path, outcome: &outcome) { _ = try GGUFCheckpoint(path: $0).loadModel() }
+            if let fragment = Self.seeds[name] {
+                #expect {
+                    _ = try GGUFFile(path: path)
+                } throws: { error in
+                    String(describing: error).hasPrefix("\(name): not a valid GGUF file: \(fragment)")
+                }
+            }
         }
         #expect(outcome.opened + outcome.rejected == 2 * names.count)
     }

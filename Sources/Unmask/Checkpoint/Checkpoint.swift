@@ -78,8 +78,16 @@ public struct Checkpoint: Sendable {
 
     /// The decoder; with `lmHead`, also the output projection for next-token logits.
     public func loadModel(lmHead: Bool = false) throws -> DecoderModel {
-        let weights = try DecoderWeights.load(from: tensors, config: config)
-        return DecoderModel(config: config, weights: weights, lmHead: lmHead ? try weights.lmHead(from: tensors, config: config) : nil)
+        let weights = try DecoderWeights.load(from: tensors, config: config, configName: configName)
+        return DecoderModel(config: config, weights: weights, lmHead: lmHead ? try weights.lmHead(from: tensors, config: config, configName: configName) : nil)
+    }
+
+    /// Where the hyperparameters came from, for error messages.
+    private var configName: String {
+        switch format {
+        case .huggingFace: return "config.json"
+        case .gguf: return "GGUF metadata"
+        }
     }
 
     static func read(_ url: URL, what: String) throws -> Data {

@@ -28,10 +28,32 @@ public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
             if let hf = GGUFCheckpoint.hfName(forGGUFName: info.name) { map[hf] = info.name }
         }
         hfToGGUF = map
+        // Name a missing tensor the way the file would (DecoderWeights only knows HF names).
+        if let missing = GGUFCheckpoint.requiredTensorNames(config).first(where: { file.tensor(named: $0) == nil }) {
+            throw UnmaskError.missingTensor(file: file.fileName, name: missing)
+        }
+    }
+
+    /// The GGUF tensors a decoder with `config` needs.
+    public static func requiredTensorNames(_ config: DecoderConfig) -> [String] {
+        var names = ["token_embd.weight", "output_norm.weight"]
+        for i in 0..<config.layerCount {
+            for module in ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"] {
+                names.append("blk.\(i).\(module).weight")
+            }
+            if config.attentionBias {
+                for module in ["attn_q", "attn_k", "attn_v"] { names.append("blk.\(i).\(module).bias") }
+                if config.modelType != "qwen2" { names.append("blk.\(i).attn_output.bias") }
+            }
+            if config.mlpBias {
+                for module in ["ffn_gate", "ffn_up", "ffn_down"] { names.append("blk.\(i).\(module).bias") }
+            }
+        }
+        return names
     }
 
     public func loadModel() throws -> DecoderModel {
-        DecoderModel(config: config, weights: try DecoderWeights.load(from: self, config: config))
+        DecoderModel(config: config, weights: try DecoderWeights.load(from: self, config: config, configName: "GGUF metadata"))
     }
 
     // MARK: TensorSource (Hugging Face names)
@@ -133,9 +155,11 @@ public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
     /// The decoder's hyperparameters from a GGUF file's metadata (`<arch>.block_count`,
     /// `.embedding_length`, `.feed_forward_length`, `.attention.head_count[_kv]`,
     /// `.attention.layer_norm_rms_epsilon`, `.rope.freq_base`, `.context_length`, `.vocab_size`
-    /// or the token list's size, `.rope.dimension_count` / `.attention.key_length`, RoPE scaling
-    /// from `.rope.scaling.*` or a Llama 3 `rope_freqs.weight`), tied embeddings when
-    /// `output.weight` is absent, and `general.name` as `nameOrPath`.
+    /// or the token list's size (or the embedding's rows), the head size from
+    /// `.attention.key_length` or `embedding_length / head_count` (`.rope.dimension_count`, when
+    /// present, must equal it), RoPE scaling from `.rope.scaling.*` or a Llama 3
+    /// `rope_freqs.weight`), biases when the file has them (always for qwen2), tied embeddings
+    /// when `output.weight` is absent, and `general.name` as `nameOrPath`.
     public static func decoderConfig(from file: GGUFFile) throws -> DecoderConfig {
         let fileName = file.fileName
         let metadata = file.metadata
@@ -149,7 +173,7 @@ public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
             throw invalid("general.architecture", "a string, got \(archValue.typeName)")
         }
         guard supportedArchitectures.contains(arch) else {
-            throw invalid("general.architecture", "one of \(supportedArchitectures.joined(separator: ", ")); architecture '\(shown(arch))' is not supported")
+            throw invalid("general.architecture", "one of \(supportedArchitectures.joined(separator: ", ")); architecture '\(ggufDisplayName(arch))' is not supported")
         }
 
         // Sizes are capped far above any real model so that products of them cannot overflow.
@@ -213,7 +237,7 @@ public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
         guard let epsilon = epsilonValue.float, epsilon.isFinite, epsilon > 0 else {
             throw invalid("\(arch).attention.layer_norm_rms_epsilon", "a positive number, got \(epsilonValue.typeName) \(epsilonValue)")
         }
-        // llama.cpp's defaults when the keys are absent.
+        // llama.cpp's default when the key is absent.
         let ropeTheta = try number("rope.freq_base", default: 10000)
         let context = try integer("context_length")
         let name = metadata["general.name"]?.string ?? ""
@@ -221,7 +245,10 @@ public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
         var config = DecoderConfig(
             modelType: arch, hiddenSize: hidden, intermediateSize: intermediate, layerCount: layers, headCount: heads,
             kvHeadCount: kvHeads, headDim: headDim, vocabularySize: vocabulary, rmsNormEps: epsilon, ropeTheta: ropeTheta,
-            ropeScaling: .none, attentionBias: arch == "qwen2", mlpBias: false,
+            // Qwen2 always has q/k/v biases; llama files have them (and an o_proj bias) when
+            // converted from a model with attention_bias, MLP biases with mlp_bias.
+            ropeScaling: .none, attentionBias: arch == "qwen2" || file.tensor(named: "blk.0.attn_q.bias") != nil,
+            mlpBias: file.tensor(named: "blk.0.ffn_up.bias") != nil,
             tieWordEmbeddings: file.tensor(named: "output.weight") == nil, maxPositionEmbeddings: context,
             slidingWindow: nil, nameOrPath: name)
         config.ropeScaling = try ropeScaling(file: file, arch: arch, config: config)

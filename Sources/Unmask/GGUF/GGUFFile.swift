@@ -78,10 +78,10 @@ public final class GGUFFile: TensorSource, @unchecked Sendable {
         keys.reserveCapacity(keyValueCount)
         for i in 0..<keyValueCount {
             let key = try reader.string("the key of metadata entry \(i)")
-            guard metadata[key] == nil else { throw reader.failure("metadata key '\(shown(key))' appears twice") }
-            let typeTag = try reader.u32("the type of metadata '\(shown(key))'")
+            guard metadata[key] == nil else { throw reader.failure("metadata key '\(ggufDisplayName(key))' appears twice") }
+            let typeTag = try reader.u32("the type of metadata '\(ggufDisplayName(key))'")
             guard let type = GGUFValueType(rawValue: typeTag) else {
-                throw reader.failure("metadata '\(shown(key))' has unknown value type \(typeTag)")
+                throw reader.failure("metadata '\(ggufDisplayName(key))' has unknown value type \(typeTag)")
             }
             metadata[key] = try reader.value(of: type, key: key, depth: 0)
             keys.append(key)
@@ -100,39 +100,39 @@ public final class GGUFFile: TensorSource, @unchecked Sendable {
         var index: [String: Int] = [:]
         for i in 0..<tensorCount {
             let name = try reader.string("the name of tensor \(i)")
-            guard index[name] == nil else { throw reader.failure("tensor '\(shown(name))' appears twice") }
-            let dimensionCount = try reader.u32("the dimension count of tensor '\(shown(name))'")
+            guard index[name] == nil else { throw reader.failure("tensor '\(ggufDisplayName(name))' appears twice") }
+            let dimensionCount = try reader.u32("the dimension count of tensor '\(ggufDisplayName(name))'")
             guard dimensionCount <= UInt32(GGUFFile.maximumDimensions) else {
-                throw reader.failure("tensor '\(shown(name))' has \(dimensionCount) dimensions (at most \(GGUFFile.maximumDimensions))")
+                throw reader.failure("tensor '\(ggufDisplayName(name))' has \(dimensionCount) dimensions (at most \(GGUFFile.maximumDimensions))")
             }
             var dimensions: [Int] = []
             var elements = 1
             for d in 0..<Int(dimensionCount) {
-                let raw = try reader.u64("dimension \(d) of tensor '\(shown(name))'")
+                let raw = try reader.u64("dimension \(d) of tensor '\(ggufDisplayName(name))'")
                 guard let extent = Int(exactly: raw) else {
-                    throw reader.failure("tensor '\(shown(name))': dimension \(d) is \(raw), too large")
+                    throw reader.failure("tensor '\(ggufDisplayName(name))': dimension \(d) is \(raw), too large")
                 }
                 let (product, overflow) = elements.multipliedReportingOverflow(by: extent)
-                guard !overflow else { throw reader.failure("tensor '\(shown(name))': dimensions \(dimensions + [extent]) hold too many elements") }
+                guard !overflow else { throw reader.failure("tensor '\(ggufDisplayName(name))': dimensions \(dimensions + [extent]) hold too many elements") }
                 elements = product
                 dimensions.append(extent)
             }
-            let typeTag = try reader.u32("the type of tensor '\(shown(name))'")
+            let typeTag = try reader.u32("the type of tensor '\(ggufDisplayName(name))'")
             guard let type = GGMLType(rawValue: typeTag) else {
-                throw reader.failure("tensor '\(shown(name))' has unknown ggml type \(typeTag)")
+                throw reader.failure("tensor '\(ggufDisplayName(name))' has unknown ggml type \(typeTag)")
             }
             let rowLength = dimensions.first ?? 1
             guard rowLength % type.blockSize == 0 else {
-                throw reader.failure("tensor '\(shown(name))' of type \(type): first dimension \(rowLength) is not a multiple of the block size \(type.blockSize)")
+                throw reader.failure("tensor '\(ggufDisplayName(name))' of type \(type): first dimension \(rowLength) is not a multiple of the block size \(type.blockSize)")
             }
             let (byteCount, sizeOverflow) = (elements / type.blockSize).multipliedReportingOverflow(by: type.bytesPerBlock)
-            guard !sizeOverflow else { throw reader.failure("tensor '\(shown(name))': \(dimensions) of \(type) is too large") }
-            let rawOffset = try reader.u64("the data offset of tensor '\(shown(name))'")
+            guard !sizeOverflow else { throw reader.failure("tensor '\(ggufDisplayName(name))': \(dimensions) of \(type) is too large") }
+            let rawOffset = try reader.u64("the data offset of tensor '\(ggufDisplayName(name))'")
             guard let offset = Int(exactly: rawOffset) else {
-                throw reader.failure("tensor '\(shown(name))': data offset \(rawOffset) is past the end of the file")
+                throw reader.failure("tensor '\(ggufDisplayName(name))': data offset \(rawOffset) is past the end of the file")
             }
             guard offset % alignment == 0 else {
-                throw reader.failure("tensor '\(shown(name))': data offset \(offset) is not a multiple of the alignment \(alignment)")
+                throw reader.failure("tensor '\(ggufDisplayName(name))': data offset \(offset) is not a multiple of the alignment \(alignment)")
             }
             index[name] = infos.count
             infos.append(GGUFTensorInfo(name: name, dimensions: dimensions, type: type, offset: offset, byteCount: byteCount, elementCount: elements))
@@ -148,12 +148,12 @@ public final class GGUFFile: TensorSource, @unchecked Sendable {
         for info in infos {
             let (end, overflow) = info.offset.addingReportingOverflow(info.byteCount)
             guard !overflow, end <= dataSize else {
-                throw reader.failure("tensor '\(shown(info.name))': \(info.byteCount) bytes of data at offset \(info.offset) run past the end of the data section (\(dataSize) bytes; the file may be truncated)")
+                throw reader.failure("tensor '\(ggufDisplayName(info.name))': \(info.byteCount) bytes of data at offset \(info.offset) run past the end of the data section (\(dataSize) bytes; the file may be truncated)")
             }
         }
         let ordered = infos.filter { $0.byteCount > 0 }.sorted { $0.offset < $1.offset }
         for (previous, next) in zip(ordered, ordered.dropFirst()) where next.offset < previous.offset + previous.byteCount {
-            throw reader.failure("the data of tensors '\(shown(previous.name))' and '\(shown(next.name))' overlap")
+            throw reader.failure("the data of tensors '\(ggufDisplayName(previous.name))' and '\(ggufDisplayName(next.name))' overlap")
         }
 
         self.metadata = metadata
@@ -197,7 +197,7 @@ public final class GGUFFile: TensorSource, @unchecked Sendable {
         guard info.type.isDequantizable else {
             throw UnmaskError.invalidInput(
                 source: fileName,
-                reason: "tensor '\(shown(info.name))' has ggml type \(info.type), which Unmask cannot dequantize (supported: \(GGMLType.dequantizable.map(\.description).joined(separator: ", ")))")
+                reason: "tensor '\(ggufDisplayName(info.name))' has ggml type \(info.type), which Unmask cannot dequantize (supported: \(GGMLType.dequantizable.map(\.description).joined(separator: ", ")))")
         }
         let buffer = FloatBuffer(count: info.elementCount)
         if let source = data(of: info).baseAddress {
@@ -256,7 +256,7 @@ struct GGUFByteReader {
         let raw = try u64(what())
         let limit = remaining / max(1, each)
         guard raw <= UInt64(limit) else {
-            throw failure("\(what()) is \(raw), but the \(remaining) bytes left in the file hold at most \(limit) entries of \(each) bytes or more (the file may be truncated)")
+            throw failure("\(what()) is \(raw), but the \(remaining) bytes left in the file hold at most \(limit) entries of at least \(each) bytes (the file may be truncated)")
         }
         return Int(raw)
     }
@@ -272,7 +272,7 @@ struct GGUFByteReader {
     }
 
     mutating func value(of type: GGUFValueType, key: String, depth: Int) throws -> GGUFValue {
-        let what = "metadata '\(shown(key))'"
+        let what = "metadata '\(ggufDisplayName(key))'"
         switch type {
         case .uint8: return .uint8(try load(UInt8.self, what))
         case .int8: return .int8(try load(Int8.self, what))
@@ -294,7 +294,7 @@ struct GGUFByteReader {
     }
 
     mutating func array(key: String, depth: Int) throws -> GGUFArray {
-        let what = "metadata '\(shown(key))'"
+        let what = "metadata '\(ggufDisplayName(key))'"
         guard depth < GGUFFile.maximumArrayDepth else {
             throw failure("\(what) nests arrays deeper than \(GGUFFile.maximumArrayDepth) levels")
         }
@@ -338,7 +338,7 @@ struct GGUFByteReader {
 
 /// A name read from a file, cut to a readable length for error messages (a corrupt length can
 /// turn megabytes into one "name").
-func shown(_ name: String) -> String {
+func ggufDisplayName(_ name: String) -> String {
     let cleaned = String(name.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : Character($0) })
     return cleaned.count > 64 ? String(cleaned.prefix(64)) + "…" : cleaned
 }

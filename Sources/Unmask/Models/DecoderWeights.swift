@@ -28,7 +28,8 @@ public struct DecoderWeights: Sendable {
 
     /// Loads and shape-checks every tensor the encoder needs. Accepts both `model.`-prefixed names
     /// (`LlamaForCausalLM` checkpoints) and bare ones (`LlamaModel` / llm2vec `...BiModel` saves).
-    public static func load(from source: TensorSource, config c: DecoderConfig) throws -> DecoderWeights {
+    /// `configName` says where the hyperparameters came from, for shape errors.
+    public static func load(from source: TensorSource, config c: DecoderConfig, configName: String = "config.json") throws -> DecoderWeights {
         let prefix = source.info("model.embed_tokens.weight") != nil ? "model." : ""
         func tensor(_ name: String, _ expected: [Int], _ because: @autoclosure () -> String) throws -> WeightTensor {
             let full = prefix + name
@@ -36,7 +37,7 @@ public struct DecoderWeights: Sendable {
                 throw UnmaskError.missingTensor(file: source.tensorNames.isEmpty ? "weights" : (source.info(source.tensorNames[0])?.file ?? "weights"), name: full)
             }
             guard info.shape == expected else {
-                throw UnmaskError.tensorShapeMismatch(file: info.file, name: full, shape: info.shape, expected: expected, because: "from config.json: " + because())
+                throw UnmaskError.tensorShapeMismatch(file: info.file, name: full, shape: info.shape, expected: expected, because: "from \(configName): " + because())
             }
             return try source.float32(full)
         }
@@ -69,11 +70,11 @@ public struct DecoderWeights: Sendable {
     /// The output projection [vocab, hidden]: `lm_head.weight`, or the embedding when tied (or when
     /// the checkpoint has no separate head, as tied GGUF files do). Only next-token prediction
     /// needs it, so encoders never load it.
-    public func lmHead(from source: TensorSource, config c: DecoderConfig) throws -> WeightTensor {
+    public func lmHead(from source: TensorSource, config c: DecoderConfig, configName: String = "config.json") throws -> WeightTensor {
         guard !c.tieWordEmbeddings, let info = source.info("lm_head.weight") else { return embedTokens }
         guard info.shape == [c.vocabularySize, c.hiddenSize] else {
             throw UnmaskError.tensorShapeMismatch(file: info.file, name: "lm_head.weight", shape: info.shape,
-                                                  expected: [c.vocabularySize, c.hiddenSize], because: "from config.json: vocab_size, hidden_size")
+                                                  expected: [c.vocabularySize, c.hiddenSize], because: "from \(configName): vocab_size, hidden_size")
         }
         return try source.float32("lm_head.weight")
     }
