@@ -28,3 +28,20 @@ if [ -x .venv-ref/bin/python ]; then
     echo "### PyTorch, OPENBLAS_CORETYPE unset"
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv-ref/bin/python scripts/bench_pytorch.py
 fi
+
+# The real SmolLM2-135M from its Q4_1 GGUF, when installed (scripts/install_model.sh smollm2):
+# Unmask dequantizes it itself; PyTorch gets the same weights dequantized by the gguf package.
+smollm2="${UNMASK_HOME:-$HOME/.cache/unmask}/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ -f "$smollm2" ]; then
+    echo
+    echo "### SmolLM2-135M GGUF: Unmask, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset)}"
+    .build/release/unmask-bench --model "$smollm2"
+    echo
+    echo "### SmolLM2-135M GGUF: Unmask, OPENBLAS_CORETYPE unset"
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .build/release/unmask-bench --model "$smollm2"
+    if [ -x .venv-ref/bin/python ]; then
+        echo
+        echo "### SmolLM2-135M GGUF: PyTorch (llm2vec LlamaBiModel)"
+        .venv-ref/bin/python scripts/bench_pytorch.py --gguf "$smollm2"
+    fi
+fi

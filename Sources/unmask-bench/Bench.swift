@@ -7,7 +7,8 @@ import Glibc
 #endif
 
 /// Speed and memory of the encoder's hot paths, printed as a Markdown table for BENCHMARKS.md.
-/// Usage: unmask-bench [--batch 32] [--length 128] [--repeats 3] [--tokenizer DIR] [--text FILE]
+/// Usage: unmask-bench [--model PATH|NAME] [--batch 32] [--length 128] [--repeats 3] [--tokenizer DIR] [--text FILE]
+/// Without --model the weights are random with SmolLM2-135M's shapes.
 @main
 struct Bench {
     static func main() throws {
@@ -21,15 +22,25 @@ struct Bench {
         let peak = sgemmPeak()
         rows.append(("sgemm 4096×1536×576", String(format: "%.1f GFLOP/s", peak)))
 
-        // SmolLM2-135M's shapes with random weights.
-        let config = DecoderConfig(
-            modelType: "llama", hiddenSize: 576, intermediateSize: 1536, layerCount: 30, headCount: 9, kvHeadCount: 3, headDim: 64,
-            vocabularySize: 49152, rmsNormEps: 1e-5, ropeTheta: 100000, ropeScaling: .none, attentionBias: false, mlpBias: false,
-            tieWordEmbeddings: true, maxPositionEmbeddings: 8192, slidingWindow: nil, nameOrPath: "random SmolLM2-135M shapes")
-        let tensors = InMemoryTensors.random(config: config, seed: 42)
-        var weightBytes = 0
-        for name in tensors.tensorNames { weightBytes += try tensors.float32(name).count * 4 }
-        let model = DecoderModel(config: config, weights: try DecoderWeights.load(from: tensors, config: config))
+        let model: DecoderModel
+        if let path = arguments.string("--model") {
+            let checkpoint = try Checkpoint(path: path)
+            let start = DispatchTime.now().uptimeNanoseconds
+            model = try checkpoint.loadModel()
+            rows.append(("model", checkpoint.path))
+            rows.append(("load (map + dequantize/convert)", String(format: "%.3f s", Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)))
+        } else {
+            // SmolLM2-135M's shapes with random weights.
+            let config = DecoderConfig(
+                modelType: "llama", hiddenSize: 576, intermediateSize: 1536, layerCount: 30, headCount: 9, kvHeadCount: 3, headDim: 64,
+                vocabularySize: 49152, rmsNormEps: 1e-5, ropeTheta: 100000, ropeScaling: .none, attentionBias: false, mlpBias: false,
+                tieWordEmbeddings: true, maxPositionEmbeddings: 8192, slidingWindow: nil, nameOrPath: "random SmolLM2-135M shapes")
+            let tensors = InMemoryTensors.random(config: config, seed: 42)
+            model = DecoderModel(config: config, weights: try DecoderWeights.load(from: tensors, config: config))
+            rows.append(("model", "random weights, SmolLM2-135M shapes"))
+        }
+        let config = model.config
+        let weightBytes = model.weights.floatCount * 4
         let workspace = DecoderWorkspace()
         var generator = SystemRandomNumberGenerator()
         let ids = (0..<(batch * length)).map { _ in Int32.random(in: 0..<Int32(config.vocabularySize), using: &generator) }

@@ -67,6 +67,14 @@ public struct DecoderWeights: Sendable {
         return DecoderWeights(embedTokens: embed, layers: layers, norm: norm)
     }
 
+    /// Number of float32 values the encoder holds (embedding, norms, projections and biases).
+    public var floatCount: Int {
+        layers.reduce(embedTokens.count + norm.count) { total, layer in
+            total + layer.inputLayernorm.count + layer.postAttentionLayernorm.count
+                + layer.linears.values.reduce(0) { $0 + $1.weight.count + ($1.bias?.count ?? 0) }
+        }
+    }
+
     /// The output projection [vocab, hidden]: `lm_head.weight`, or the embedding when tied (or when
     /// the checkpoint has no separate head, as tied GGUF files do). Only next-token prediction
     /// needs it, so encoders never load it.
