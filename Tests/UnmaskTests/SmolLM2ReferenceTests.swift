@@ -16,7 +16,9 @@ struct SmolLM2ReferenceTests {
         #expect(checkpoint.config.layerCount == 30 && checkpoint.config.hiddenSize == 576 && checkpoint.config.tieWordEmbeddings)
         let model = try checkpoint.loadModel(lmHead: true)
         let probeIds = reference["probe_ids"] as! [Int]
+        let tokenizer = try checkpoint.loadTokenizer()
         for prompt in reference["prompts"] as! [[String: Any]] {
+            #expect(tokenizer.encode(prompt["prompt"] as! String) == prompt["ids"] as! [Int], "the GGUF's tokenizer gives HF's ids")
             let ids = (prompt["ids"] as! [Int]).map(Int32.init)
             let batch = TokenBatch(leftPadding: [ids], padding: 2)
             let hidden = model.forward(batch, pattern: AttentionPattern(causal: true), workspace: DecoderWorkspace())
