@@ -60,32 +60,51 @@ public final class Encoder: @unchecked Sendable {
         // Longest first, as llm2vec does, so each batch pads little; ties keep input order.
         let order = prepared.indices.sorted { (prepared[$0].ids.count, $1) > (prepared[$1].ids.count, $0) }
         var results = [[Float]](repeating: [], count: inputs.count)
-        lock.lock()
-        defer { lock.unlock() }
         var start = 0
         while start < order.count {
             let batchIndices = Array(order[start..<min(start + options.batchSize, order.count)])
-            let rows = batchIndices.map { prepared[$0] }
-            let batch = TokenBatch(leftPadding: rows.map(\.ids), padding: Int32(tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0))
-            let pattern = AttentionPattern(causal: options.attention == .causal, slidingWindow: model.config.slidingWindow)
-            let hidden = model.forward(batch, pattern: pattern, workspace: workspace)
-            for (b, index) in batchIndices.enumerated() {
-                results[index] = pool(hidden, batch: batch, row: b, pooledCount: rows[b].pooledCount)
-            }
+            for (index, embedding) in zip(batchIndices, embed(batchIndices.map { prepared[$0] })) { results[index] = embedding }
             start += batchIndices.count
             progress?(start, order.count)
         }
         return results
     }
 
+    /// Runs one forward pass over `rows` (left-padded to the longest) and pools each; results in
+    /// the order given. Callers that batch across requests (the server) use this with `prepare`.
+    /// Serialized: one forward at a time per encoder.
+    public func embed(_ rows: [PreparedInput]) -> [[Float]] {
+        guard !rows.isEmpty else { return [] }
+        lock.lock()
+        defer { lock.unlock() }
+        let batch = TokenBatch(leftPadding: rows.map(\.ids), padding: Int32(tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0))
+        let pattern = AttentionPattern(causal: options.attention == .causal, slidingWindow: model.config.slidingWindow)
+        let hidden = model.forward(batch, pattern: pattern, workspace: workspace)
+        return rows.indices.map { pool(hidden, batch: batch, row: $0, pooledCount: rows[$0].pooledCount) }
+    }
+
     /// Token ids as fed to the model, and how many trailing positions belong to the text.
-    struct PreparedInput {
-        var ids: [Int32]
-        var pooledCount: Int
+    public struct PreparedInput: Sendable, Equatable {
+        public let ids: [Int32]
+        public let pooledCount: Int
+        /// Tokens before `max_length` truncation, so callers can refuse over-long inputs instead.
+        public let untruncatedLength: Int
+    }
+
+    /// Input already tokenized (ids without special tokens added): truncated to `max_length`,
+    /// every token pooled.
+    public func prepare(tokenIds: [Int], index: Int = 0) throws -> PreparedInput {
+        guard !tokenIds.isEmpty else { throw UnmaskError.invalidInput(source: "input \(index + 1)", reason: "no token ids") }
+        let vocabulary = model.config.vocabularySize
+        if let bad = tokenIds.first(where: { $0 < 0 || $0 >= vocabulary }) {
+            throw UnmaskError.invalidInput(source: "input \(index + 1)", reason: "token id \(bad) is outside the model's vocabulary (0..<\(vocabulary))")
+        }
+        let ids = tokenIds.prefix(options.maxLength).map(Int32.init)
+        return PreparedInput(ids: ids, pooledCount: ids.count, untruncatedLength: tokenIds.count)
     }
 
     /// llm2vec's `_convert_to_str` + `prepare_for_tokenization` + `tokenize`, per input.
-    func prepare(_ input: EncoderInput, index: Int) throws -> PreparedInput {
+    public func prepare(_ input: EncoderInput, index: Int = 0) throws -> PreparedInput {
         var text = input.text
         // doc_max_length: cut whole words in proportion until the text alone fits.
         var textIds = encodeTruncated(text)
@@ -106,6 +125,7 @@ public final class Encoder: @unchecked Sendable {
         let joinedIds = instructionPart.isEmpty ? textIds : tokenizer.encode(instructionPart + text, addSpecialTokens: false).map(Int32.init)
         var ids: [Int32] = []
         let specials = (tokenizer.addsBOS ? 1 : 0) + (tokenizer.addsEOS ? 1 : 0)
+        let untruncatedLength = specials + joinedIds.count
         if tokenizer.addsBOS, let bos = tokenizer.bosTokenId { ids.append(Int32(bos)) }
         ids.append(contentsOf: joinedIds.prefix(max(0, options.maxLength - specials)))
         if tokenizer.addsEOS, let eos = tokenizer.eosTokenId { ids.append(Int32(eos)) }
@@ -118,7 +138,7 @@ public final class Encoder: @unchecked Sendable {
             throw UnmaskError.invalidInput(source: "input \(index + 1)", reason: "token id \(bad) from tokenizer.json is outside the model's vocab_size \(vocabulary)")
         }
         let pooled = options.skipInstruction ? min(textIds.count, ids.count) : ids.count
-        return PreparedInput(ids: ids, pooledCount: pooled)
+        return PreparedInput(ids: ids, pooledCount: pooled, untruncatedLength: untruncatedLength)
     }
 
     /// The text's tokens without special tokens, cut at max_length as the reference's tokenizer call does.
