@@ -31,6 +31,21 @@ public struct TokenBatch: Sendable {
     }
 }
 
+/// Looks inside a forward pass, for analyses. Both are called once per layer, in order, with
+/// buffers that are only valid during the call.
+public struct ForwardObserver {
+    /// (layer, hidden [batch·length, hidden_size]): the residual stream after the layer.
+    public var layer: ((Int, UnsafePointer<Float>) -> Void)?
+    /// (layer, probabilities [batch, heads, length, length]): softmax outputs; setting this costs
+    /// batch·heads·length² floats.
+    public var attention: ((Int, UnsafePointer<Float>) -> Void)?
+
+    public init(layer: ((Int, UnsafePointer<Float>) -> Void)? = nil, attention: ((Int, UnsafePointer<Float>) -> Void)? = nil) {
+        self.layer = layer
+        self.attention = attention
+    }
+}
+
 /// Buffers for one forward pass, grown on demand and reused across batches so the hot path never
 /// allocates. Not thread-safe: one workspace per concurrent forward.
 public final class DecoderWorkspace: @unchecked Sendable {
@@ -94,7 +109,9 @@ public final class DecoderModel: @unchecked Sendable {
     }
 
     /// Runs the batch; the result, [batch·length, hidden_size], lives in `workspace` until its next use.
-    public func forward(_ batch: TokenBatch, pattern: AttentionPattern, workspace ws: DecoderWorkspace) -> UnsafePointer<Float> {
+    /// An `observer` sees each layer's output and, if it asks, its attention probabilities.
+    public func forward(_ batch: TokenBatch, pattern: AttentionPattern, workspace ws: DecoderWorkspace,
+                        observer: ForwardObserver? = nil) -> UnsafePointer<Float> {
         let c = config
         let tokens = batch.batch * batch.length
         ws.reserve(tokens: tokens, length: batch.length, config: c)
@@ -102,8 +119,11 @@ public final class DecoderModel: @unchecked Sendable {
         for t in 0..<tokens { ws.positions[t] = Int32(t % batch.length) }
 
         embeddingForward(ids: batch.ids, out: ws.hidden.pointer)
-        for layer in weights.layers {
-            layerForward(layer, batch: batch, pattern: pattern, workspace: ws)
+        let probabilities = observer?.attention != nil ? FloatBuffer(count: batch.batch * c.headCount * batch.length * batch.length) : nil
+        for (index, layer) in weights.layers.enumerated() {
+            layerForward(layer, batch: batch, pattern: pattern, workspace: ws, probabilities: probabilities?.pointer)
+            if let probabilities { observer?.attention?(index, UnsafePointer(probabilities.pointer)) }
+            observer?.layer?(index, UnsafePointer(ws.hidden.pointer))
         }
         Kernels.rmsNorm(ws.hidden.pointer, weight: weights.norm.pointer, rows: tokens, dim: c.hiddenSize, eps: c.rmsNormEps, out: ws.normed.pointer)
         return UnsafePointer(ws.normed.pointer)
@@ -119,7 +139,8 @@ public final class DecoderModel: @unchecked Sendable {
     }
 
     // hidden[T, H] ← hidden + attn(norm(hidden)); hidden ← hidden + mlp(norm(hidden))
-    private func layerForward(_ w: DecoderLayerWeights, batch: TokenBatch, pattern: AttentionPattern, workspace ws: DecoderWorkspace) {
+    private func layerForward(_ w: DecoderLayerWeights, batch: TokenBatch, pattern: AttentionPattern, workspace ws: DecoderWorkspace,
+                              probabilities: UnsafeMutablePointer<Float>?) {
         let c = config
         let tokens = batch.batch * batch.length
         let h = c.hiddenSize, f = c.intermediateSize
@@ -133,7 +154,7 @@ public final class DecoderModel: @unchecked Sendable {
         }
         Attention.forward(q: ws.q.pointer, k: ws.k.pointer, v: ws.v.pointer, out: ws.attention.pointer,
                           batch: batch.batch, length: batch.length, heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim,
-                          valid: batch.valid, pattern: pattern, scratch: ws.attentionScratch)
+                          valid: batch.valid, pattern: pattern, scratch: ws.attentionScratch, probabilities: probabilities)
         // The residual add rides on the product: hidden += attention · o_projᵀ.
         linear(ws.attention.pointer, rows: tokens, w.oProj, out: ws.hidden.pointer, accumulate: true)
 
