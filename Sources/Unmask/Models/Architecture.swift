@@ -44,9 +44,3 @@ func decodeConfig<T: Decodable>(_ type: T.Type, from data: Data, file: String) t
         throw UnmaskError.malformedJSON(file: file, reason: context.debugDescription)
     }
 }
-
-func requireSiLU(_ activation: String, file: String) throws {
-    guard activation == "silu" else {
-        throw UnmaskError.invalidField(file: file, field: "hidden_act", expected: "\"silu\", got \"\(activation)\"")
-    }
-}
