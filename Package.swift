@@ -17,9 +17,15 @@ let package = Package(
     products: [
         .executable(name: "unmask", targets: ["unmask"]),
         .library(name: "Unmask", targets: ["Unmask"]),
+        .library(name: "UnmaskServer", targets: ["UnmaskServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(
@@ -35,9 +41,21 @@ let package = Package(
         ),
         .target(name: "UnmaskTokenizers"),
         .target(name: "Unmask", dependencies: ["UnmaskKernels", "UnmaskTokenizers"]),
+        .target(
+            name: "UnmaskServer",
+            dependencies: [
+                "Unmask", "UnmaskTokenizers",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "unmask",
-            dependencies: ["Unmask", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Unmask", "UnmaskServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "unmask-bench", dependencies: ["Unmask", "UnmaskKernels", "UnmaskTokenizers"]),
         .target(name: "UnmaskTestSupport", path: "Tests/UnmaskTestSupport"),
@@ -45,5 +63,6 @@ let package = Package(
         .testTarget(name: "UnmaskTokenizersTests", dependencies: ["UnmaskTokenizers", "UnmaskTestSupport"]),
         .testTarget(name: "UnmaskTests", dependencies: ["Unmask", "UnmaskTestSupport"]),
         .testTarget(name: "UnmaskCLITests", dependencies: ["unmask", "UnmaskTestSupport"]),
+        .testTarget(name: "UnmaskServerTests", dependencies: ["UnmaskServer", "Unmask", "unmask", "UnmaskTestSupport"]),
     ]
 )

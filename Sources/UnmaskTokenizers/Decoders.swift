@@ -8,8 +8,9 @@ enum TokenDecoder: Sendable {
     case fuse
     case strip(Unicode.Scalar, start: Int, stop: Int)
     case metaspace(Metaspace)
+    case wordPiece(WordPieceDecoder)
 
-    static let supported = ["ByteLevel", "Replace", "ByteFallback", "Fuse", "Strip", "Metaspace", "Sequence"]
+    static let supported = ["ByteLevel", "Replace", "ByteFallback", "Fuse", "Strip", "Metaspace", "WordPiece", "Sequence"]
 
     static func parse(_ node: JSONNode) throws -> TokenDecoder {
         let type = try node.typeTag()
@@ -19,6 +20,7 @@ enum TokenDecoder: Sendable {
         case "ByteFallback": return .byteFallback
         case "Fuse": return .fuse
         case "Metaspace": return .metaspace(try Metaspace.parse(node))
+        case "WordPiece": return .wordPiece(try WordPieceDecoder.parse(node))
         case "Replace":
             return .replace(try SplitPattern.parse(try node.required("pattern")),
                             with: Array(try node.required("content").string().utf8))
@@ -45,6 +47,8 @@ enum TokenDecoder: Sendable {
         switch self {
         case .sequence(let steps):
             return steps.reduce(tokens) { $1.decodeChain($0) }
+        case .wordPiece(let decoder):
+            return decoder.decodeChain(tokens)
         case .byteLevel:
             var bytes: [UInt8] = []
             for token in tokens {

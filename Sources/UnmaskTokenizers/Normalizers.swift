@@ -9,8 +9,9 @@ enum Normalizer: Sendable {
     case prepend([UInt8])
     case replace(SplitPattern, with: [UInt8])
     case strip(left: Bool, right: Bool)
+    case bert(BertNormalizer)
 
-    static let supported = ["NFC", "NFD", "NFKC", "NFKD", "Lowercase", "Prepend", "Replace", "Strip", "Sequence"]
+    static let supported = ["NFC", "NFD", "NFKC", "NFKD", "Lowercase", "Prepend", "Replace", "Strip", "BertNormalizer", "Sequence"]
 
     static func parse(_ node: JSONNode) throws -> Normalizer {
         let type = try node.typeTag()
@@ -21,6 +22,7 @@ enum Normalizer: Sendable {
         case "NFKC": return .nfkc
         case "NFKD": return .nfkd
         case "Lowercase": return .lowercase
+        case "BertNormalizer": return .bert(try BertNormalizer.parse(node))
         case "Prepend": return .prepend(Array(try node.required("prepend").string().utf8))
         case "Replace":
             return .replace(try SplitPattern.parse(try node.required("pattern")),
@@ -80,6 +82,8 @@ enum Normalizer: Sendable {
             return replaceAll(pattern, with: content, in: text)
         case .strip(let left, let right):
             return String(decoding: text, as: UTF8.self).unicodeScalars.withStripping(left: left, right: right)
+        case .bert(let normalizer):
+            return normalizer.apply(text)
         }
     }
 }

@@ -114,8 +114,9 @@ enum PreTokenizer: Sendable {
     case byteLevel(addPrefixSpace: Bool, useRegex: Bool)
     case digits(individual: Bool)
     case metaspace(Metaspace)
+    case bert
 
-    static let supported = ["ByteLevel", "Split", "Digits", "Metaspace", "Sequence"]
+    static let supported = ["ByteLevel", "Split", "Digits", "Metaspace", "BertPreTokenizer", "Sequence"]
 
     static func parse(_ node: JSONNode) throws -> PreTokenizer {
         let type = try node.typeTag()
@@ -138,6 +139,8 @@ enum PreTokenizer: Sendable {
             return .digits(individual: try node.bool("individual_digits", default: false))
         case "Metaspace":
             return .metaspace(try Metaspace.parse(node))
+        case "BertPreTokenizer":
+            return .bert
         default:
             throw node.unsupported(type, supported: supported)
         }
@@ -161,6 +164,8 @@ enum PreTokenizer: Sendable {
 
     func apply(_ pieces: inout Pieces) {
         switch self {
+        case .bert:
+            BertPreTokenizer.apply(&pieces)
         case .sequence(let steps):
             for step in steps { step.apply(&pieces) }
         case .split(let pattern, let behavior, let invert):

@@ -10,6 +10,10 @@ enum SplitPattern: Sendable {
     case gpt2
     case llama3
     case qwen2
+    /// Llama-3 and Qwen2 with the contractions spelled `'[sS]|'[tT]|…` instead of
+    /// `(?i:'s|'t|…)`, as llama.cpp runs them: the same except that U+017F (ſ) is not an `s`.
+    case llama3ExplicitCase
+    case qwen2ExplicitCase
     case literal([UInt8])
     case regex(CompiledRegex)
 
@@ -18,6 +22,11 @@ enum SplitPattern: Sendable {
         #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
     static let qwen2Source =
         #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+
+    static let llama3ExplicitCaseSource =
+        #"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let qwen2ExplicitCaseSource =
+        #"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 
     /// Reads HF's `{"String": …}` / `{"Regex": …}` pattern object.
     static func parse(_ node: JSONNode) throws -> SplitPattern {
@@ -35,6 +44,8 @@ enum SplitPattern: Sendable {
         case gpt2Source: return .gpt2
         case llama3Source: return .llama3
         case qwen2Source: return .qwen2
+        case llama3ExplicitCaseSource: return .llama3ExplicitCase
+        case qwen2ExplicitCaseSource: return .qwen2ExplicitCase
         default:
             do {
                 return .regex(try CompiledRegex(source))
@@ -56,6 +67,14 @@ enum SplitPattern: Sendable {
         case .qwen2:
             CharacterClass.basicPlane.withUnsafeBufferPointer {
                 PatternScanner.llama3(text, range, $0, maxDigits: 1, into: &out)
+            }
+        case .llama3ExplicitCase:
+            CharacterClass.basicPlane.withUnsafeBufferPointer {
+                PatternScanner.llama3(text, range, $0, maxDigits: 3, foldsLongS: false, into: &out)
+            }
+        case .qwen2ExplicitCase:
+            CharacterClass.basicPlane.withUnsafeBufferPointer {
+                PatternScanner.llama3(text, range, $0, maxDigits: 1, foldsLongS: false, into: &out)
             }
         case .literal(let needle):
             literalMatches(needle, in: text, range, into: &out)
@@ -121,9 +140,10 @@ enum PatternScanner {
 
     /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,maxDigits}|`
     /// ` ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+` (Llama-3: 3 digits, Qwen2: 1).
+    /// Without `foldsLongS` the contractions are ASCII-case-insensitive only (`'[sS]|…`).
     static func llama3(
         _ text: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ classes: UnsafeBufferPointer<UInt8>,
-        maxDigits: Int, into out: inout [Range<Int>]
+        maxDigits: Int, foldsLongS: Bool = true, into out: inout [Range<Int>]
     ) {
         let end = range.upperBound
         var start = range.lowerBound
@@ -132,7 +152,8 @@ enum PatternScanner {
             let kind = CharacterClass.of(scalar, classes)
             var stop = start + length
             let isNewline = scalar == carriageReturn || scalar == lineFeed
-            if scalar == apostrophe, let suffix = contraction(text, stop, end, ignoringCase: true) {
+            if scalar == apostrophe,
+               let suffix = contraction(text, stop, end, ignoringCase: true, foldsLongS: foldsLongS) {
                 stop += suffix
             } else if kind == CharacterClass.letter {
                 stop = skipRun(of: CharacterClass.letter, text, from: stop, end, classes)
@@ -167,13 +188,13 @@ enum PatternScanner {
     /// `d`), or nil. Oniguruma's case folding also maps U+017F LATIN SMALL LETTER LONG S to `s`.
     @inline(__always)
     private static func contraction(
-        _ text: UnsafeBufferPointer<UInt8>, _ index: Int, _ end: Int, ignoringCase: Bool
+        _ text: UnsafeBufferPointer<UInt8>, _ index: Int, _ end: Int, ignoringCase: Bool, foldsLongS: Bool = true
     ) -> Int? {
         guard index < end else { return nil }
         func fold(_ value: UInt32) -> UInt32 {
             guard ignoringCase else { return value }
             if value >= 0x41 && value <= 0x5A { return value | 0x20 }
-            return value == 0x17F ? 0x73 : value
+            return value == 0x17F && foldsLongS ? 0x73 : value
         }
         let (first, firstLength) = decodeScalar(text, index)
         let letter = fold(first)

@@ -6,7 +6,7 @@ import Foundation
 public final class Tokenizer: Sendable {
     private let normalizer: Normalizer?
     private let preTokenizer: PreTokenizer?
-    private let model: BPEModel
+    private let model: any TokenizerModel
     private let addedVocabulary: AddedVocabulary
     private let postProcessor: PostProcessor
     private let decoder: TokenDecoder?
@@ -36,6 +36,10 @@ public final class Tokenizer: Sendable {
     public var addsBOS: Bool { !postProcessor.prefix.isEmpty }
     /// Whether encoding with special tokens puts tokens after the text (an EOS).
     public var addsEOS: Bool { !postProcessor.suffix.isEmpty }
+    /// The ids encoding with special tokens puts before the text (BERT's [CLS], a BOS).
+    public var prefixTokenIds: [Int] { postProcessor.prefix.map(Int.init) }
+    /// The ids encoding with special tokens puts after the text (BERT's [SEP], an EOS).
+    public var suffixTokenIds: [Int] { postProcessor.suffix.map(Int.init) }
 
     /// Loads `tokenizer.json` from `directory`, with `tokenizer_config.json` and
     /// `special_tokens_map.json` when present.
@@ -80,7 +84,7 @@ public final class Tokenizer: Sendable {
         _ = try root.members()
         let normalizer = try root.optional("normalizer").map(Normalizer.parse)
         let preTokenizer = try root.optional("pre_tokenizer").map(PreTokenizer.parse)
-        let model = try BPEModel(try root.required("model"))
+        let model = try parseTokenizerModel(try root.required("model"))
         let postProcessor = try root.optional("post_processor").map(PostProcessor.parse) ?? PostProcessor()
         let addedTokens = try root.optional("added_tokens")?.array().map(AddedToken.parse) ?? []
         let addedVocabulary = AddedVocabulary(tokens: addedTokens, vocabulary: model.vocabulary, normalizer: normalizer)
@@ -113,7 +117,9 @@ public final class Tokenizer: Sendable {
         specialTokenIds = Set(addedVocabulary.ids.filter { addedVocabulary.token(for: $0)?.special == true })
         vocabularySize = model.vocabulary.count
             + addedVocabulary.contents.filter { model.vocabulary.lookup($0) == nil }.count
-        if preTokenizer?.containsByteLevel == true {
+        if model is WordPieceModel {
+            kind = "WordPiece"
+        } else if preTokenizer?.containsByteLevel == true {
             kind = "byte-level BPE"
         } else if model.usesByteFallback || preTokenizer?.containsMetaspace == true
                     || normalizer?.writesMetaspace == true {
@@ -121,6 +127,33 @@ public final class Tokenizer: Sendable {
         } else {
             kind = "BPE"
         }
+    }
+
+    /// Assembles a tokenizer from parts built elsewhere (a GGUF file's vocabulary, see
+    /// `GGUFTokenizer.swift`), with the special-token names given directly.
+    init(
+        kind: String, normalizer: Normalizer?, preTokenizer: PreTokenizer?, model: BPEModel,
+        addedTokens: [AddedToken], postProcessor: PostProcessor, decoder: TokenDecoder?,
+        bosToken: String?, eosToken: String?, padToken: String?, unkToken: String?
+    ) {
+        let addedVocabulary = AddedVocabulary(tokens: addedTokens, vocabulary: model.vocabulary, normalizer: normalizer)
+        self.kind = kind
+        self.normalizer = normalizer
+        self.preTokenizer = preTokenizer
+        self.model = model
+        self.addedVocabulary = addedVocabulary
+        self.postProcessor = postProcessor
+        self.decoder = decoder
+        self.bosToken = bosToken
+        self.eosToken = eosToken
+        self.padToken = padToken
+        self.unkToken = unkToken
+        cleanUpTokenizationSpaces = false
+        modelMaxLength = nil
+        chatTemplate = nil
+        specialTokenIds = Set(addedVocabulary.ids.filter { addedVocabulary.token(for: $0)?.special == true })
+        vocabularySize = model.vocabulary.count
+            + addedVocabulary.contents.filter { model.vocabulary.lookup($0) == nil }.count
     }
 
     /// Token ids for `text`; with `addSpecialTokens` the post-processor's BOS/EOS are added.

@@ -21,7 +21,7 @@ struct EmbedCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let inputs = try TextInputs.read(path: input, defaultInstruction: encoder.instruction)
-            let model = try encoder.makeEncoder()
+            let model = try encoder.makeEmbedder()
             let progress = ProgressBar(label: "embedding", total: inputs.count)
             let embeddings = try model.encode(inputs) { done, _ in progress.update(done) }
             progress.finish()

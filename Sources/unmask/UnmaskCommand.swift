@@ -7,7 +7,7 @@ struct UnmaskCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unmask",
         abstract: "Decoder LLMs as text encoders, the LLM2Vec way.",
-        subcommands: [EmbedCommand.self, SimilarityCommand.self, TokenizeCommand.self, InspectCommand.self, AnalyzeCommand.self]
+        subcommands: [EmbedCommand.self, SimilarityCommand.self, TokenizeCommand.self, InspectCommand.self, AnalyzeCommand.self, DataCommand.self, EvalCommand.self, StudyCommand.self, ServeCommand.self]
     )
 }
 
@@ -16,7 +16,7 @@ extension Pooling: ExpressibleByArgument {}
 
 /// Options shared by every command that runs the encoder.
 struct EncoderArguments: ParsableArguments {
-    @Option(help: "Model: a Hugging Face folder (config.json, model.safetensors, tokenizer.json), a .gguf file, or an installed model's name (smollm2, qwen2.5-coder-0.5b).")
+    @Option(help: "Model: a Hugging Face folder (config.json, model.safetensors, tokenizer.json), a .gguf file, or an installed model's name (smollm2, qwen2.5-coder-0.5b, minilm).")
     var model: String
 
     @Option(name: .customLong("adapter"), help: "PEFT LoRA adapter folder, merged in the order given (repeatable).")
@@ -41,13 +41,20 @@ struct EncoderArguments: ParsableArguments {
     var normalize = false
 
     func makeEncoder(attention chosen: AttentionMode? = nil) throws -> Encoder {
-        try Encoder(modelPath: model, adapterPaths: adapters) { options in
-            options.attention = chosen ?? attention ?? .bidirectional
-            if let pooling { options.pooling = pooling }
-            if let maxLength { options.maxLength = maxLength }
-            options.batchSize = batchSize
-            options.normalize = normalize
-        }
+        try Encoder(modelPath: model, adapterPaths: adapters) { configure(&$0, attention: chosen) }
+    }
+
+    /// The decoder encoder, or an encoder-only baseline (BERT, e.g. `minilm`) when the model is one.
+    func makeEmbedder() throws -> TextEmbedder {
+        try Embedders.load(modelPath: model, adapterPaths: adapters) { configure(&$0, attention: nil) }
+    }
+
+    private func configure(_ options: inout EncoderOptions, attention chosen: AttentionMode?) {
+        options.attention = chosen ?? attention ?? .bidirectional
+        if let pooling { options.pooling = pooling }
+        if let maxLength { options.maxLength = maxLength }
+        options.batchSize = batchSize
+        options.normalize = normalize
     }
 }
 

