@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(
@@ -40,7 +41,7 @@ let package = Package(
             linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS]))]
         ),
         .target(name: "UnmaskTokenizers"),
-        .target(name: "Unmask", dependencies: ["UnmaskKernels", "UnmaskTokenizers"]),
+        .target(name: "Unmask", dependencies: ["UnmaskKernels", "UnmaskTokenizers", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "UnmaskServer",
             dependencies: [

@@ -109,7 +109,7 @@ import UnmaskTestSupport
         let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("manifest.json"))) as! [String: Any]
         let entry = (manifest["tasks"] as! [String: Any])["LeeSTS"] as! [String: Any]
         let checksum = (entry["files"] as! [String: String])["pairs.jsonl"]!
-        #expect(checksum == (try SHA256.hex(fileAt: root.appendingPathComponent("tasks/LeeSTS/pairs.jsonl").path)))
+        #expect(checksum == (try Checksum.hex(fileAt: root.appendingPathComponent("tasks/LeeSTS/pairs.jsonl").path)))
         #expect(preparation.isUpToDate())
         #expect(try !preparation.prepare(python: "false"))
 

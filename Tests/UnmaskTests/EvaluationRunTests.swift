@@ -15,7 +15,7 @@ final class BagOfWordsEmbedder: TextEmbedder, @unchecked Sendable {
         let vectors = inputs.map { input -> [Float] in
             var v = [Float](repeating: 0, count: dimension)
             for word in input.text.lowercased().split(whereSeparator: { !$0.isLetter && !$0.isNumber }) {
-                v[Int(SHA256.hex(String(word)).prefix(8), radix: 16)! % dimension] += 1
+                v[Int(Checksum.hex(String(word)).prefix(8), radix: 16)! % dimension] += 1
             }
             return v
         }

@@ -66,7 +66,7 @@ public struct DataPreparation {
               Set(manifest.tasks.keys) == Set(TaskCatalog.names) else { return false }
         return manifest.tasks.allSatisfy { name, entry in
             entry.files.allSatisfy { file, checksum in
-                (try? SHA256.hex(fileAt: tasksDirectory.appendingPathComponent(name).appendingPathComponent(file).path)) == checksum
+                (try? Checksum.hex(fileAt: tasksDirectory.appendingPathComponent(name).appendingPathComponent(file).path)) == checksum
             }
         }
     }
@@ -87,7 +87,7 @@ public struct DataPreparation {
             let folder = tasksDirectory.appendingPathComponent(name)
             try? FileManager.default.removeItem(at: folder)
             var files: [String: String] = [:]
-            for file in try task.write(to: folder) { files[file] = try SHA256.hex(fileAt: folder.appendingPathComponent(file).path) }
+            for file in try task.write(to: folder) { files[file] = try Checksum.hex(fileAt: folder.appendingPathComponent(file).path) }
             manifest.tasks[name] = Manifest.Entry(type: task.spec.type.rawValue, size: task.size, files: files)
             log("\(name): \(task.size) \(task.spec.type == .sts ? "pairs" : task.spec.type == .retrieval ? "queries" : "items")")
         }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// Settings of one evaluation run.
@@ -201,7 +202,7 @@ public final class EmbeddingCache {
 
     public init(directory: URL, identity: String, dimension: Int) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let key = SHA256.hex(identity)
+        let key = Checksum.hex(identity)
         file = directory.appendingPathComponent("\(key).bin")
         self.dimension = dimension
         let description = directory.appendingPathComponent("\(key).txt")
@@ -223,9 +224,9 @@ public final class EmbeddingCache {
 
     static func digest(text: String, instruction: String) -> Data {
         var hasher = SHA256()
-        hasher.update(Data(instruction.utf8))
-        hasher.update([0])
-        hasher.update(Data(text.utf8))
+        hasher.update(data: Data(instruction.utf8))
+        hasher.update(data: Data([0]))
+        hasher.update(data: Data(text.utf8))
         return Data(hasher.finalize())
     }
 
