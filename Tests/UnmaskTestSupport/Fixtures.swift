@@ -63,9 +63,18 @@ public enum Compare {
 public enum InstalledModels {
     /// SmolLM2-135M-Instruct's GGUF: `UNMASK_SMOLLM2_GGUF`, else where `scripts/install_model.sh smollm2` puts it.
     public static var smollm2: String? {
+        installed(override: "UNMASK_SMOLLM2_GGUF", "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    }
+
+    /// Qwen2.5-Coder-0.5B-Instruct's GGUF (`scripts/install_model.sh qwen2.5-coder-0.5b`; 491 MB, not in CI).
+    public static var qwen25Coder: String? {
+        installed(override: "UNMASK_QWEN_GGUF", "qwen2.5-coder-0.5b/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+    }
+
+    private static func installed(override: String, _ relativePath: String) -> String? {
         let environment = ProcessInfo.processInfo.environment
         let home = environment["UNMASK_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.cache/unmask")
-        let candidates = [environment["UNMASK_SMOLLM2_GGUF"], home + "/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"]
+        let candidates = [environment[override], home + "/models/" + relativePath]
         return candidates.compactMap { $0 }.first { FileManager.default.fileExists(atPath: $0) }
     }
 }
