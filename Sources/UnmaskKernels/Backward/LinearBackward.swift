@@ -1,0 +1,70 @@
+extension Backward {
+    /// dInput[rows, in] (+)= dOut[rows, out] · weight[out, in]: the input gradient of `Kernels.linear`.
+    public static func linear(
+        dOut: UnsafePointer<Float>, rows: Int, outFeatures n: Int,
+        weight: UnsafePointer<Float>, inFeatures k: Int,
+        dInput: UnsafeMutablePointer<Float>, accumulate: Bool = false
+    ) {
+        BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: k, k: n,
+                   a: dOut, lda: n, b: weight, ldb: k, beta: accumulate ? 1 : 0, c: dInput, ldc: k)
+    }
+
+    /// dWeight[out, in] (+)= dOut[rows, out]ᵀ · input[rows, in]; dBias[out] (+)= Σ_rows dOut.
+    /// Frozen bases never call this; it exists for full fine-tuning and for checking the pair.
+    public static func linearParameters(
+        dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, rows: Int, inFeatures k: Int, outFeatures n: Int,
+        dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?, accumulate: Bool = false
+    ) {
+        BLAS.sgemm(transposeA: true, transposeB: false, m: n, n: k, k: rows,
+                   a: dOut, lda: n, b: input, ldb: k, beta: accumulate ? 1 : 0, c: dWeight, ldc: k)
+        guard let dBias else { return }
+        if !accumulate { dBias.update(repeating: 0, count: n) }
+        // Row-outer order streams dOut once; the bias vector stays in cache.
+        for r in 0..<rows {
+            let g = dOut + r * n
+            for j in 0..<n { dBias[j] += g[j] }
+        }
+    }
+
+    /// out[rows, out] = x·Wᵀ + bias + scaling·(x·Aᵀ)·Bᵀ with A [rank, in], B [out, rank] (PEFT's
+    /// lora_A / lora_B; scaling = alpha / rank). Keeps xA[rows, rank] = x·Aᵀ, which the backward
+    /// needs and which costs rank/in of storing x again.
+    public static func loraForward(
+        _ x: UnsafePointer<Float>, rows: Int, inFeatures k: Int,
+        weight: UnsafePointer<Float>, outFeatures n: Int, bias: UnsafePointer<Float>?,
+        loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>, rank r: Int, scaling: Float,
+        xA: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>
+    ) {
+        Kernels.linear(x, rows: rows, inFeatures: k, weight: weight, outFeatures: n, bias: bias, out: out)
+        BLAS.sgemm(transposeA: false, transposeB: true, m: rows, n: r, k: k,
+                   a: x, lda: k, b: loraA, ldb: k, c: xA, ldc: r)
+        BLAS.sgemm(transposeA: false, transposeB: true, m: rows, n: n, k: r, alpha: scaling,
+                   a: xA, lda: r, b: loraB, ldb: r, beta: 1, c: out, ldc: n)
+    }
+
+    /// Backward of `loraForward` with W frozen:
+    /// dB[out, rank] (+)= s·dOutᵀ·xA; dA[rank, in] (+)= (s·dOut·B)ᵀ·x; dInput[rows, in] (+)= dOut·W + (s·dOut·B)·A.
+    /// `scratch` holds rows·rank floats (the gradient of xA). `dInput` is nil for a layer whose
+    /// input needs no gradient. Parameter and input accumulation are separate: the first follows
+    /// micro-batches, the second the graph.
+    public static func lora(
+        dOut: UnsafePointer<Float>, input x: UnsafePointer<Float>, xA: UnsafePointer<Float>,
+        rows: Int, inFeatures k: Int, outFeatures n: Int,
+        weight: UnsafePointer<Float>, loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>, rank r: Int, scaling: Float,
+        dA: UnsafeMutablePointer<Float>, dB: UnsafeMutablePointer<Float>,
+        dInput: UnsafeMutablePointer<Float>?, scratch dXA: UnsafeMutablePointer<Float>,
+        accumulateParameters: Bool = false, accumulateInput: Bool = false
+    ) {
+        let betaParameters: Float = accumulateParameters ? 1 : 0
+        BLAS.sgemm(transposeA: true, transposeB: false, m: n, n: r, k: rows, alpha: scaling,
+                   a: dOut, lda: n, b: xA, ldb: r, beta: betaParameters, c: dB, ldc: r)
+        BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: r, k: n, alpha: scaling,
+                   a: dOut, lda: n, b: loraB, ldb: r, c: dXA, ldc: r)
+        BLAS.sgemm(transposeA: true, transposeB: false, m: r, n: k, k: rows,
+                   a: dXA, lda: r, b: x, ldb: k, beta: betaParameters, c: dA, ldc: k)
+        guard let dInput else { return }
+        linear(dOut: dOut, rows: rows, outFeatures: n, weight: weight, inFeatures: k, dInput: dInput, accumulate: accumulateInput)
+        BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: k, k: r,
+                   a: dXA, lda: r, b: loraA, ldb: k, beta: 1, c: dInput, ldc: k)
+    }
+}
