@@ -114,7 +114,7 @@ public enum EvalReports {
     public static func barChart(title: String, categories: [String], series: [(name: String, values: [Double?])], yLabel: String = "score (×100)") -> String {
         let groupWidth = max(60.0, 18.0 * Double(series.count) + 20)
         let left = 60.0, right = 20.0, top = 50.0, bottom = 130.0
-        let legendHeight = 20.0 * Double((series.count + 2) / 3)
+        let legendHeight = 20.0 * Double(series.count)  // one entry a line: names are long
         let width = left + right + groupWidth * Double(max(categories.count, 1))
         let height = 420.0 + legendHeight
         let values = series.flatMap(\.values).compactMap { $0 }.filter(\.isFinite).map { $0 * 100 }
@@ -148,7 +148,7 @@ public enum EvalReports {
             out += String(format: "<text transform=\"translate(%.1f %.1f) rotate(-35)\" text-anchor=\"end\">%@</text>\n", labelX, plotBottom + 14, escape(category))
         }
         for (s, serie) in series.enumerated() {
-            let x = left + Double(s % 3) * 240, yy = height - legendHeight - 4 + Double(s / 3) * 20
+            let x = left, yy = height - legendHeight - 4 + Double(s) * 20
             out += String(format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" fill=\"%@\"/>\n", x, yy, colors[s % colors.count])
             out += String(format: "<text x=\"%.1f\" y=\"%.1f\">%@</text>\n", x + 16, yy + 10, escape(serie.name))
         }
