@@ -1,0 +1,93 @@
+import Foundation
+import XCTest
+import UnmaskTestSupport
+@testable import Unmask
+import UnmaskKernels
+
+/// Finite-difference checks of `LoRADecoder`'s gradients on a model with grouped-query attention,
+/// projection biases and tied embeddings (the Qwen2 fixture), in both attention patterns.
+final class TrainingGradientCheckTests: XCTestCase {
+    func makeDecoder() throws -> LoRADecoder {
+        let model = try Checkpoint(path: Fixtures.path("models", "qwen2-bias-f32")).loadModel(lmHead: true)
+        let decoder = LoRADecoder(model: model, rank: 4, alpha: 8, seed: 3)
+        var state: UInt64 = 11
+        for layer in decoder.parameters.layers {
+            for pair in layer {
+                for i in 0..<pair.b.count {
+                    state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                    pair.b[i] = (Float(state >> 40) / Float(1 << 24) - 0.5) * 0.4
+                }
+            }
+        }
+        return decoder
+    }
+
+    /// Moves every LoRA parameter by `step` along `direction`.
+    func shift(_ decoder: LoRADecoder, along direction: LoRATensors, by step: Float) {
+        for (l, layer) in decoder.parameters.layers.enumerated() {
+            for (p, pair) in layer.enumerated() {
+                let d = direction.layers[l][p]
+                for i in 0..<pair.a.count { pair.a[i] += step * d.a[i] }
+                for i in 0..<pair.b.count { pair.b[i] += step * d.b[i] }
+            }
+        }
+    }
+
+    /// For each LoRA tensor T: (L(θ + εu) − L(θ − εu)) / 2ε against ‖g_T‖, with u = g_T/‖g_T‖ on T
+    /// and 0 elsewhere. Returns the worst relative error.
+    @discardableResult
+    func check(_ decoder: LoRADecoder, loss: (LoRATensors) -> Float) -> Float {
+        let gradients = LoRATensors(model: decoder.model, rank: decoder.rank)
+        _ = loss(gradients)
+        let direction = LoRATensors(model: decoder.model, rank: decoder.rank)
+        let scratch = LoRATensors(model: decoder.model, rank: decoder.rank)
+        let epsilon: Float = 2e-3
+        var worst: Float = 0
+        for l in 0..<gradients.layers.count {
+            for p in LoRAProjection.allCases {
+                for isA in [true, false] {
+                    let g = isA ? gradients[l, p].a : gradients[l, p].b
+                    let u = isA ? direction[l, p].a : direction[l, p].b
+                    var squared: Float = 0
+                    for i in 0..<g.count { squared += g[i] * g[i] }
+                    let norm = squared.squareRoot()
+                    XCTAssertGreaterThan(norm, 0)
+                    direction.zero()
+                    for i in 0..<g.count { u[i] = g[i] / norm }
+                    shift(decoder, along: direction, by: epsilon)
+                    let plus = loss(scratch)
+                    shift(decoder, along: direction, by: -2 * epsilon)
+                    let minus = loss(scratch)
+                    shift(decoder, along: direction, by: epsilon)
+                    let numeric = (plus - minus) / (2 * epsilon)
+                    let relative = abs(numeric - norm) / norm
+                    XCTAssertLessThanOrEqual(relative, 2e-2, "\(LoRATensors.name(layer: l, projection: p, isA: isA)): \(numeric) vs \(norm)")
+                    worst = max(worst, relative)
+                }
+            }
+        }
+        return worst
+    }
+
+    func testMNTPGradientsMatchFiniteDifferences() throws {
+        let decoder = try makeDecoder()
+        let batch = TokenBatch(leftPadding: [[5, 9, 17, 33, 40, 2], [8, 4, 61, 7]], padding: 0)
+        var labels = [Int32](repeating: -100, count: batch.ids.count)
+        labels[2] = 100; labels[4] = 7; labels[6 + 4] = 300; labels[6 + 5] = 12
+        for causal in [false, true] {
+            let worst = check(decoder) { decoder.mntp(batch, labels: labels, pattern: AttentionPattern(causal: causal), into: $0) }
+            print("causal \(causal): worst finite-difference relative error \(worst)")
+        }
+    }
+
+    func testContrastiveGradientsMatchFiniteDifferences() throws {
+        let decoder = try makeDecoder()
+        let queries = TokenBatch(leftPadding: [[5, 9, 17], [8, 4, 61, 7, 9]], padding: 0)
+        // Two positives and one hard negative.
+        let documents = TokenBatch(leftPadding: [[11, 12, 13, 14], [21, 22], [31, 32, 33]], padding: 0)
+        for causal in [false, true] {
+            let worst = check(decoder) { decoder.contrastive(queries: queries, documents: documents, pattern: AttentionPattern(causal: causal), into: $0) }
+            print("causal \(causal): worst finite-difference relative error \(worst)")
+        }
+    }
+}
