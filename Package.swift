@@ -59,7 +59,7 @@ let package = Package(
             dependencies: ["Unmask", "UnmaskServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "unmask-bench", dependencies: ["Unmask", "UnmaskKernels", "UnmaskTokenizers"]),
-        .target(name: "UnmaskTestSupport", path: "Tests/UnmaskTestSupport"),
+        .target(name: "UnmaskTestSupport", dependencies: ["UnmaskKernels"], path: "Tests/UnmaskTestSupport"),
         .testTarget(name: "UnmaskKernelsTests", dependencies: ["UnmaskKernels", "UnmaskTestSupport"]),
         .testTarget(name: "UnmaskTokenizersTests", dependencies: ["UnmaskTokenizers", "UnmaskTestSupport"]),
         .testTarget(name: "UnmaskTests", dependencies: ["Unmask", "UnmaskTestSupport"]),

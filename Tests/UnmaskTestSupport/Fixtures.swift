@@ -1,4 +1,5 @@
 import Foundation
+import UnmaskKernels
 
 /// Where the committed fixtures live, found from this file's path so tests run from any folder.
 public enum Fixtures {
@@ -22,17 +23,10 @@ public enum Fixtures {
     }
 }
 
-/// A small deterministic generator (SplitMix64) so randomized tests are reproducible.
-public struct SeededRandom: RandomNumberGenerator {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E3779B97F4A7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return z ^ (z >> 31)
-    }
+/// Seeded randomness for reproducible tests: the project's own generator.
+public typealias SeededRandom = SplitMix64
+
+extension SplitMix64 {
     /// `count` floats uniform in [-scale, scale).
     public mutating func floats(_ count: Int, scale: Float = 1) -> [Float] {
         (0..<count).map { _ in Float.random(in: -scale..<scale, using: &self) }

@@ -18,18 +18,13 @@ public struct InMemoryTensors: TensorSource, @unchecked Sendable {
     /// Every weight of a decoder with `config`'s shapes, uniform in ±scale (norm weights near 1),
     /// from a fixed seed.
     public static func random(config c: DecoderConfig, seed: UInt64, scale: Float = 0.05) -> InMemoryTensors {
-        var state = seed
+        var generator = SplitMix64(seed: seed)
         func tensor(_ shape: [Int], around center: Float = 0, scale: Float = scale) -> WeightTensor {
             let count = shape.reduce(1, *)
             let buffer = FloatBuffer(count: count)
             for i in 0..<count {
-                // SplitMix64 → uniform float in [-1, 1).
-                state &+= 0x9E3779B97F4A7C15
-                var z = state
-                z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-                z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-                z ^= z >> 31
-                buffer[i] = center + scale * (Float(z >> 40) / Float(1 << 23) - 1)
+                // The top 24 bits → uniform float in [-1, 1).
+                buffer[i] = center + scale * (Float(generator.next() >> 40) / Float(1 << 23) - 1)
             }
             return WeightTensor(buffer: buffer, shape: shape)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import UnmaskKernels
 
 /// The kinds of task, with MTEB's protocols.
 public enum EvalTaskType: String, Codable, Sendable, CaseIterable {
@@ -149,7 +150,7 @@ public struct EvalTask: Sendable {
     /// pool of `limit` items, both stratified.
     public func limited(to limit: Int?, seed: UInt64 = 42) -> EvalTask {
         guard let limit, limit > 0 else { return self }
-        var random = EvalRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         var copy = self
         switch data {
         case let .sts(pairs):
@@ -176,7 +177,7 @@ public struct EvalTask: Sendable {
 
     /// `count` items keeping each label's share (at least one of each where possible), in their
     /// original order.
-    public static func stratifiedSample(_ items: [LabeledText], count: Int, random: inout EvalRandom) -> [LabeledText] {
+    public static func stratifiedSample(_ items: [LabeledText], count: Int, random: inout SplitMix64) -> [LabeledText] {
         guard items.count > count else { return items }
         var byLabel: [String: [Int]] = [:]
         for (index, item) in items.enumerated() { byLabel[item.label, default: []].append(index) }

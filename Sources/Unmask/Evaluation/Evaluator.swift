@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import UnmaskKernels
 
 /// Settings of one evaluation run.
 public struct EvaluationOptions: Sendable {
@@ -140,7 +141,7 @@ public final class Evaluator {
     func clustering(_ items: [LabeledText], instruction: String, progress: EvaluationProgress?) throws -> [String: Double] {
         let vectors = try embed(items.map(\.text), instruction: instruction, stage: "texts", progress: progress)
         let k = Set(items.map(\.label)).count
-        var random = EvalRandom(seed: options.seed)
+        var random = SplitMix64(seed: options.seed)
         var values: [Double] = []
         for set in 0..<options.clusteringSets {
             let chosen = items.count > options.documentsPerSet ? Array(items.indices.shuffled(using: &random).prefix(options.documentsPerSet)) : Array(items.indices)
@@ -154,7 +155,7 @@ public final class Evaluator {
     // MARK: Classification (MTEB AbsTaskClassification with logRegClassificationEvaluator)
 
     func classification(_ items: [LabeledText], instruction: String, progress: EvaluationProgress?) throws -> [String: Double] {
-        var random = EvalRandom(seed: options.seed)
+        var random = SplitMix64(seed: options.seed)
         let train = items.filter { $0.split == "train" }
         var test = items.filter { $0.split != "train" }
         if test.count > options.maxTestItems { test = EvalTask.stratifiedSample(test, count: options.maxTestItems, random: &random) }

@@ -1,4 +1,5 @@
 import Foundation
+import UnmaskKernels
 
 /// Mini-batch k-means as scikit-learn's `MiniBatchKMeans` runs it for MTEB (k-means++ seeding on
 /// a sample of `3 * batchSize` points, one initialization, per-center learning rates 1/count,
@@ -21,7 +22,7 @@ public struct MiniBatchKMeans {
         guard n > 0 else { return ([], []) }
         let k = min(clusters, n)
         let d = points[0].count
-        var random = EvalRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         let x = points.map { $0.map(Double.init) }
 
         // k-means++ on a sample of the points.
@@ -73,7 +74,7 @@ public struct MiniBatchKMeans {
     }
 
     /// Greedy k-means++ (2 + log k candidates per step, as scikit-learn does).
-    static func kMeansPlusPlus(_ x: [[Double]], k: Int, random: inout EvalRandom) -> [[Double]] {
+    static func kMeansPlusPlus(_ x: [[Double]], k: Int, random: inout SplitMix64) -> [[Double]] {
         let n = x.count
         var centers = [x[Int.random(in: 0..<n, using: &random)]]
         var closest = x.map { point in zip(point, centers[0]).reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } }

@@ -1,9 +1,10 @@
-import Foundation
-
-/// A small seeded generator (SplitMix64): sampling in the evaluation protocols is reproducible.
-public struct EvalRandom: RandomNumberGenerator, Sendable {
+/// A small, fast, seedable generator (SplitMix64): random weights, sampling in evaluation
+/// protocols and randomized tests all need reproducible streams, not cryptographic ones.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
+
     public init(seed: UInt64) { state = seed }
+
     public mutating func next() -> UInt64 {
         state &+= 0x9E3779B97F4A7C15
         var z = state
