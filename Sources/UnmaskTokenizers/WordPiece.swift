@@ -41,21 +41,7 @@ final class WordPieceModel: Sendable {
     init(_ node: JSONNode) throws {
         let type = try node.typeTag()
         guard type == "WordPiece" else { throw node.unsupported(type, supported: ["WordPiece"]) }
-        let vocabNode = try node.required("vocab")
-        let entries = try vocabNode.members()
-        var vocabulary = ByteStringTable(minimumCapacity: entries.count)
-        var maxId = -1
-        for (token, value) in entries {
-            guard case .int(let id) = value, id >= 0, id < BPEModel.maxTokenId else {
-                throw vocabNode.error("entry \"\(token)\" must have an integer id in 0..<\(BPEModel.maxTokenId)")
-            }
-            vocabulary.insert(token, value: Int32(id))
-            maxId = max(maxId, id)
-        }
-        var tokens = [String?](repeating: nil, count: maxId + 1)
-        for (token, value) in entries {
-            if case .int(let id) = value { tokens[id] = token }
-        }
+        let (vocabulary, tokens) = try readVocabulary(try node.required("vocab"))
         self.vocabulary = vocabulary
         self.tokens = tokens
         // HF's defaults: "[UNK]", "##", 100.

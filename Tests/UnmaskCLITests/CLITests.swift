@@ -10,16 +10,7 @@ import UnmaskTestSupport
         let stderr: String
     }
 
-    /// The `unmask` binary that `swift build` put beside the test bundle.
-    static let binary: URL = {
-        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = directory.appendingPathComponent("unmask")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-            directory.deleteLastPathComponent()
-        }
-        return Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("unmask")
-    }()
+    static let binary = Executables.unmask
 
     func run(_ arguments: [String]) throws -> Result {
         let process = Process()

@@ -6,15 +6,7 @@ import UnmaskTestSupport
 /// End to end: the built `unmask serve` binary, started as a user would, answers over HTTP with
 /// the encoder's vectors and exits cleanly on SIGTERM.
 @Suite struct ServeCommandTests {
-    static let binary: URL = {
-        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = directory.appendingPathComponent("unmask")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-            directory.deleteLastPathComponent()
-        }
-        return Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("unmask")
-    }()
+    static let binary = Executables.unmask
 
     /// Reads lines from the child's stdout on a background thread until the listening line.
     final class LineReader: @unchecked Sendable {
