@@ -68,19 +68,6 @@ import UnmaskTokenizers
 
     @Test func isUsableFromManyThreadsAtOnce() async throws {
         let tokenizer = try Fixtures.tokenizer("llama3")
-        let samples = try Fixtures.expected("llama3").cases
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<8 {
-                group.addTask {
-                    for round in 0..<20 {
-                        let sample = samples[(worker * 7 + round * 13) % samples.count]
-                        guard tokenizer.encode(sample.text) == sample.ids else {
-                            throw TokenizerError("mismatch for \(sample.text.debugDescription)")
-                        }
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
+        try await encodeConcurrently(tokenizer, try Fixtures.expected("llama3").cases.map { ($0.text, $0.ids) })
     }
 }

@@ -77,3 +77,21 @@ struct SeededGenerator: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// Encodes samples from 8 tasks at once and fails on any id that differs from the expected: a
+/// shared tokenizer must be safe to use concurrently (its word cache is shared).
+func encodeConcurrently(_ tokenizer: Tokenizer, _ samples: [(text: String, ids: [Int])]) async throws {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for worker in 0..<8 {
+            group.addTask {
+                for round in 0..<20 {
+                    let sample = samples[(worker * 7 + round * 13) % samples.count]
+                    guard tokenizer.encode(sample.text) == sample.ids else {
+                        throw TokenizerError("mismatch for \(sample.text.debugDescription)")
+                    }
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+}

@@ -31,10 +31,7 @@ import UnmaskTokenizers
     static let required = ["gpt-2", "llama-bpe", "llama-spm", "qwen2", "phi-3", "mpt", "starcoder", "refact",
                            "command-r", "deepseek-llm", "deepseek-coder", "falcon", "qwen35", "gemma-4"]
 
-    struct Case {
-        let text: String
-        let ids: [Int]
-    }
+    typealias Case = GGUFTokenizerTests.Case
 
     /// test-tokenizer-0.cpp's format: `.inp` holds the strings separated by
     /// `"\n__ggml_vocab_test__\n"` (a trailing separator ends the last one), `.out` one line
@@ -92,19 +89,8 @@ import UnmaskTokenizers
             #expect(!Self.required.contains(name), "ggml-vocab-\(name) must be supported: \(reason ?? "")")
             return
         }
-        let cases = try Self.cases(name)
-        var identical = 0
-        for sample in cases {
-            // test-tokenizer-0 tokenizes with add_special = false.
-            let ids = tokenizer.encode(sample.text, addSpecialTokens: false)
-            if ids == sample.ids {
-                identical += 1
-            } else {
-                Issue.record("ggml-vocab-\(name) \(sample.text.debugDescription): \(ids) instead of \(sample.ids)")
-            }
-        }
-        print("ggml-vocab-\(name): \(identical)/\(cases.count) identical")
-        #expect(identical == cases.count)
+        // test-tokenizer-0 tokenizes with add_special = false, as `check` does.
+        GGUFTokenizerTests.check(tokenizer, try Self.cases(name), label: "ggml-vocab-\(name)")
     }
 
     /// The vocabularies without test strings (aquila, baichuan, gpt-neox, …) must still load
