@@ -31,14 +31,18 @@ public enum Attention {
     /// head h reads kv head h / (heads / kvHeads)). `valid[b]` is row b's non-padding span.
     /// `probabilities`, when given ([batch, heads, length, length]), keeps the softmax output for
     /// the backward pass; otherwise per-worker scratch of `length²` floats is used.
+    /// `dropout` drops attention probabilities (training); element (b, h, i, j) of the
+    /// [batch, heads, length, length] probabilities uses mask index ((b·heads + h)·length + i)·length + j.
+    /// With dropout the backward recomputes the probabilities, so none are saved.
     public static func forward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         out: UnsafeMutablePointer<Float>,
         batch: Int, length: Int, heads: Int, kvHeads: Int, headDim: Int,
         valid: [Range<Int>], pattern: AttentionPattern,
-        scratch: FloatBuffer, probabilities: UnsafeMutablePointer<Float>? = nil
+        scratch: FloatBuffer, probabilities: UnsafeMutablePointer<Float>? = nil, dropout: Dropout? = nil
     ) {
         precondition(valid.count == batch && heads % kvHeads == 0)
+        precondition(dropout == nil || probabilities == nil, "attention dropout recomputes probabilities in the backward")
         let qStride = heads * headDim, kvStride = kvHeads * headDim
         let group = heads / kvHeads
         let scale = 1 / Float(headDim).squareRoot()
@@ -56,6 +60,7 @@ public enum Attention {
                 for i in 0..<length {
                     Kernels.maskedSoftmax(scores + i * length, length: length, allowed: pattern.allowedKeys(query: i, valid: valid[b]))
                 }
+                dropout?.apply(scores, count: length * length, offset: item * length * length)
                 BLAS.sgemm(transposeA: false, transposeB: false, m: length, n: headDim, k: length,
                            a: scores, lda: length, b: vb, ldb: kvStride, c: out + b * length * qStride + h * headDim, ldc: qStride)
             }

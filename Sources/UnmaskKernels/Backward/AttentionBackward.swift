@@ -9,20 +9,23 @@ extension Backward {
     /// Masked keys have probability exactly 0, so their score gradient P·(dP − Σ P·dP) is 0 without
     /// a mask. A query with no allowed key (a causal padding query) is uniform in the forward,
     /// independent of its scores: its score gradient is 0, but v still receives the uniform weights.
+    ///
+    /// With `dropout` (the forward's, same seed) the output was (P ⊙ M)·v: v's gradient uses the
+    /// dropped P ⊙ M and the softmax backward gets dP ⊙ M. It needs the recompute scratch size.
     public static func attention(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         dOut: UnsafePointer<Float>,
         dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
         batch: Int, length: Int, heads: Int, kvHeads: Int, headDim: Int,
         valid: [Range<Int>], pattern: AttentionPattern,
-        probabilities: UnsafePointer<Float>?, scratch: FloatBuffer
+        probabilities: UnsafePointer<Float>?, scratch: FloatBuffer, dropout: Dropout? = nil
     ) {
         precondition(valid.count == batch && heads % kvHeads == 0)
         let qStride = heads * headDim, kvStride = kvHeads * headDim
         let group = heads / kvHeads
         let scale = 1 / Float(headDim).squareRoot()
         let square = length * length
-        let perWorker = probabilities == nil ? 2 * square : square
+        let perWorker = probabilities == nil || dropout != nil ? 2 * square : square
         let workers = Parallel.coreCount
         precondition(scratch.count >= workers * perWorker, "attention backward scratch too small")
         BLAS.singleThreaded {
@@ -39,9 +42,16 @@ extension Backward {
                     let beta: Float = h == g * group ? 0 : 1
                     let qb = q + b * length * qStride + h * headDim
                     let dob = dOut + b * length * qStride + h * headDim
-                    let p: UnsafePointer<Float>
+                    let maskOffset = (b * heads + h) * square
+                    let p: UnsafeMutablePointer<Float>
                     if let probabilities {
-                        p = probabilities + (b * heads + h) * square
+                        if dropout == nil {
+                            p = UnsafeMutablePointer(mutating: probabilities + maskOffset)
+                        } else {
+                            // Dropout needs P and P ⊙ M in turn; the saved tensor stays untouched.
+                            p = dS + square
+                            p.update(from: probabilities + maskOffset, count: square)
+                        }
                     } else {
                         // Same products and softmax as the forward, so the recomputed P is the one it used.
                         let recomputed = dS + square
@@ -50,14 +60,12 @@ extension Backward {
                         for i in 0..<length {
                             Kernels.maskedSoftmax(recomputed + i * length, length: length, allowed: pattern.allowedKeys(query: i, valid: valid[b]))
                         }
-                        p = UnsafePointer(recomputed)
+                        p = recomputed
                     }
-                    // dv (+)= Pᵀ·dOut
-                    BLAS.sgemm(transposeA: true, transposeB: false, m: length, n: headDim, k: length,
-                               a: p, lda: length, b: dob, ldb: qStride, beta: beta, c: dvb, ldc: kvStride)
-                    // dP = dOut·vᵀ, then dS = P ⊙ (dP − rowsum(P ⊙ dP)) over the allowed keys only.
+                    // dP = dOut·vᵀ (⊙ M), then dS = P ⊙ (dP − rowsum(P ⊙ dP)) over the allowed keys only.
                     BLAS.sgemm(transposeA: false, transposeB: true, m: length, n: length, k: headDim,
                                a: dob, lda: qStride, b: vb, ldb: kvStride, c: dS, ldc: length)
+                    dropout?.apply(dS, count: square, offset: maskOffset)
                     for i in 0..<length {
                         let row = dS + i * length, pr = p + i * length
                         let allowed = pattern.allowedKeys(query: i, valid: valid[b])
@@ -73,6 +81,10 @@ extension Backward {
                                a: dS, lda: length, b: kb, ldb: kvStride, c: dq + b * length * qStride + h * headDim, ldc: qStride)
                     BLAS.sgemm(transposeA: true, transposeB: false, m: length, n: headDim, k: length, alpha: scale,
                                a: dS, lda: length, b: qb, ldb: qStride, beta: beta, c: dkb, ldc: kvStride)
+                    // dv (+)= (P ⊙ M)ᵀ·dOut; P is no longer needed, so it is dropped in place.
+                    dropout?.apply(p, count: square, offset: maskOffset)
+                    BLAS.sgemm(transposeA: true, transposeB: false, m: length, n: headDim, k: length,
+                               a: p, lda: length, b: dob, ldb: qStride, beta: beta, c: dvb, ldc: kvStride)
                 }
             }
         }

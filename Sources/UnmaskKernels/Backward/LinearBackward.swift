@@ -29,15 +29,19 @@ extension Backward {
     /// out[rows, out] = x·Wᵀ + bias + scaling·(x·Aᵀ)·Bᵀ with A [rank, in], B [out, rank] (PEFT's
     /// lora_A / lora_B; scaling = alpha / rank). Keeps xA[rows, rank] = x·Aᵀ, which the backward
     /// needs and which costs rank/in of storing x again.
+    ///
+    /// `dropout` is PEFT's lora_dropout: only the LoRA branch sees the dropped input
+    /// (x ⊙ M, element (row, i) at mask index row·in + i), built in `droppedInput` [rows, in].
     public static func loraForward(
         _ x: UnsafePointer<Float>, rows: Int, inFeatures k: Int,
         weight: UnsafePointer<Float>, outFeatures n: Int, bias: UnsafePointer<Float>?,
         loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>, rank r: Int, scaling: Float,
-        xA: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>
+        xA: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
+        dropout: Dropout? = nil, droppedInput: UnsafeMutablePointer<Float>? = nil
     ) {
         Kernels.linear(x, rows: rows, inFeatures: k, weight: weight, outFeatures: n, bias: bias, out: out)
         BLAS.sgemm(transposeA: false, transposeB: true, m: rows, n: r, k: k,
-                   a: x, lda: k, b: loraA, ldb: k, c: xA, ldc: r)
+                   a: loraInput(x, count: rows * k, dropout: dropout, droppedInput: droppedInput), lda: k, b: loraA, ldb: k, c: xA, ldc: r)
         BLAS.sgemm(transposeA: false, transposeB: true, m: rows, n: n, k: r, alpha: scaling,
                    a: xA, lda: r, b: loraB, ldb: r, beta: 1, c: out, ldc: n)
     }
@@ -46,14 +50,16 @@ extension Backward {
     /// dB[out, rank] (+)= s·dOutᵀ·xA; dA[rank, in] (+)= (s·dOut·B)ᵀ·x; dInput[rows, in] (+)= dOut·W + (s·dOut·B)·A.
     /// `scratch` holds rows·rank floats (the gradient of xA). `dInput` is nil for a layer whose
     /// input needs no gradient. Parameter and input accumulation are separate: the first follows
-    /// micro-batches, the second the graph.
+    /// micro-batches, the second the graph. With the forward's `dropout`, A sees x ⊙ M and the LoRA
+    /// branch's input gradient is masked the same way; `droppedInput` is [rows, in] scratch.
     public static func lora(
         dOut: UnsafePointer<Float>, input x: UnsafePointer<Float>, xA: UnsafePointer<Float>,
         rows: Int, inFeatures k: Int, outFeatures n: Int,
         weight: UnsafePointer<Float>, loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>, rank r: Int, scaling: Float,
         dA: UnsafeMutablePointer<Float>, dB: UnsafeMutablePointer<Float>,
         dInput: UnsafeMutablePointer<Float>?, scratch dXA: UnsafeMutablePointer<Float>,
-        accumulateParameters: Bool = false, accumulateInput: Bool = false
+        accumulateParameters: Bool = false, accumulateInput: Bool = false,
+        dropout: Dropout? = nil, droppedInput: UnsafeMutablePointer<Float>? = nil
     ) {
         let betaParameters: Float = accumulateParameters ? 1 : 0
         BLAS.sgemm(transposeA: true, transposeB: false, m: n, n: r, k: rows, alpha: scaling,
@@ -61,10 +67,25 @@ extension Backward {
         BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: r, k: n, alpha: scaling,
                    a: dOut, lda: n, b: loraB, ldb: r, c: dXA, ldc: r)
         BLAS.sgemm(transposeA: true, transposeB: false, m: r, n: k, k: rows,
-                   a: dXA, lda: r, b: x, ldb: k, beta: betaParameters, c: dA, ldc: k)
+                   a: dXA, lda: r, b: loraInput(x, count: rows * k, dropout: dropout, droppedInput: droppedInput), ldb: k,
+                   beta: betaParameters, c: dA, ldc: k)
         guard let dInput else { return }
         linear(dOut: dOut, rows: rows, outFeatures: n, weight: weight, inFeatures: k, dInput: dInput, accumulate: accumulateInput)
+        guard let dropout, let droppedInput else {
+            BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: k, k: r,
+                       a: dXA, lda: r, b: loraA, ldb: k, beta: 1, c: dInput, ldc: k)
+            return
+        }
         BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: k, k: r,
-                   a: dXA, lda: r, b: loraA, ldb: k, beta: 1, c: dInput, ldc: k)
+                   a: dXA, lda: r, b: loraA, ldb: k, c: droppedInput, ldc: k)
+        for i in 0..<(rows * k) { dInput[i] += droppedInput[i] * dropout.factor(i) }
+    }
+
+    /// x itself, or x ⊙ M written into `droppedInput`.
+    private static func loraInput(_ x: UnsafePointer<Float>, count: Int, dropout: Dropout?, droppedInput: UnsafeMutablePointer<Float>?) -> UnsafePointer<Float> {
+        guard let dropout else { return x }
+        guard let droppedInput else { preconditionFailure("LoRA dropout needs droppedInput scratch") }
+        dropout.apply(x, count: count, offset: 0, out: droppedInput)
+        return UnsafePointer(droppedInput)
     }
 }
