@@ -3,6 +3,7 @@
 public enum UnmaskError: Error, CustomStringConvertible, Equatable {
     case fileNotFound(path: String, what: String)
     case unreadableFile(path: String, reason: String)
+    case unwritableFile(path: String, reason: String)
     case malformedJSON(file: String, reason: String)
     case invalidField(file: String, field: String, expected: String)
     case unsupportedArchitecture(file: String, modelType: String, supported: [String])
@@ -13,6 +14,7 @@ public enum UnmaskError: Error, CustomStringConvertible, Equatable {
     case invalidAdapter(path: String, reason: String)
     case invalidInput(source: String, reason: String)
     case tokenizer(String)
+    case trainingDiverged(step: Int, what: String)
 
     public var description: String {
         switch self {
@@ -20,6 +22,8 @@ public enum UnmaskError: Error, CustomStringConvertible, Equatable {
             return "\(path): not found (\(what))"
         case let .unreadableFile(path, reason):
             return "\(path): cannot read: \(reason)"
+        case let .unwritableFile(path, reason):
+            return "\(path): cannot write: \(reason)"
         case let .malformedJSON(file, reason):
             return "\(file): malformed JSON: \(reason)"
         case let .invalidField(file, field, expected):
@@ -40,6 +44,8 @@ public enum UnmaskError: Error, CustomStringConvertible, Equatable {
             return "\(source): \(reason)"
         case let .tokenizer(message):
             return message
+        case let .trainingDiverged(step, what):
+            return "training diverged at step \(step + 1): \(what); lower --learning-rate or check the data (the last checkpoint is kept)"
         }
     }
 }

@@ -8,7 +8,9 @@ import Glibc
 
 /// Speed and memory of the encoder's hot paths, printed as a Markdown table for BENCHMARKS.md.
 /// Usage: unmask-bench [--model PATH|NAME] [--batch 32] [--length 128] [--repeats 3] [--tokenizer DIR] [--text FILE]
-/// Without --model the weights are random with SmolLM2-135M's shapes.
+///                     [--train yes [--train-batch 8] [--train-length 128] [--simcse-batch 32] [--simcse-length 64] [--train-steps 3]]
+/// Without --model the weights are random with SmolLM2-135M's shapes. With --train, only the
+/// training steps are measured (see TrainingBench).
 @main
 struct Bench {
     static func main() throws {
@@ -26,7 +28,7 @@ struct Bench {
         if let path = arguments.string("--model") {
             let checkpoint = try Checkpoint(path: path)
             let start = DispatchTime.now().uptimeNanoseconds
-            model = try checkpoint.loadModel()
+            model = try checkpoint.loadModel(lmHead: arguments.string("--train") != nil)
             rows.append(("model", checkpoint.path))
             rows.append(("load (map + dequantize/convert)", String(format: "%.3f s", Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)))
         } else {
@@ -36,8 +38,15 @@ struct Bench {
                 vocabularySize: 49152, rmsNormEps: 1e-5, ropeTheta: 100000, ropeScaling: .none, attentionBias: false, mlpBias: false,
                 tieWordEmbeddings: true, maxPositionEmbeddings: 8192, slidingWindow: nil, nameOrPath: "random SmolLM2-135M shapes")
             let tensors = InMemoryTensors.random(config: config, seed: 42)
-            model = DecoderModel(config: config, weights: try DecoderWeights.load(from: tensors, config: config))
+            let weights = try DecoderWeights.load(from: tensors, config: config)
+            model = DecoderModel(config: config, weights: weights, lmHead: weights.embedTokens)  // tied, as SmolLM2
             rows.append(("model", "random weights, SmolLM2-135M shapes"))
+        }
+        if arguments.string("--train") != nil {
+            rows += TrainingBench.rows(model: model, arguments: arguments)
+            print("| measure | value |\n|---|---|")
+            for (name, value) in rows { print("| \(name) | \(value) |") }
+            return
         }
         let config = model.config
         let weightBytes = model.weights.floatCount * 4

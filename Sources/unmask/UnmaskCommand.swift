@@ -7,7 +7,7 @@ struct UnmaskCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unmask",
         abstract: "Decoder LLMs as text encoders, the LLM2Vec way.",
-        subcommands: [EmbedCommand.self, SimilarityCommand.self, TokenizeCommand.self, InspectCommand.self, AnalyzeCommand.self, DataCommand.self, EvalCommand.self, StudyCommand.self, ServeCommand.self]
+        subcommands: [EmbedCommand.self, SimilarityCommand.self, TokenizeCommand.self, InspectCommand.self, AnalyzeCommand.self, DataCommand.self, TrainCommand.self, MergeCommand.self, EvalCommand.self, StudyCommand.self, ServeCommand.self]
     )
 }
 
@@ -69,6 +69,6 @@ func reportingErrors(_ body: () throws -> Void) throws {
 func writeOutput(_ data: Data, to path: String?) throws {
     guard let path else { FileHandle.standardOutput.write(data); return }
     do { try data.write(to: URL(fileURLWithPath: path)) } catch {
-        throw UnmaskError.unreadableFile(path: path, reason: "cannot write: \(error.localizedDescription)")
+        throw UnmaskError.unwritableFile(path: path, reason: error.localizedDescription)
     }
 }

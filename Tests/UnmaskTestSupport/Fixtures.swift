@@ -85,3 +85,32 @@ public enum Executables {
         return Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("unmask")
     }()
 }
+
+/// What a finished process printed and returned.
+public struct ProcessResult: Sendable {
+    public let status: Int32
+    public let stdout: String
+    public let stderr: String
+}
+
+extension Executables {
+    /// Runs `executable` (default: the built `unmask`) to completion. Standard error is drained on
+    /// another thread so a chatty process cannot fill its pipe and hang the test.
+    public static func run(_ arguments: [String], executable: URL = unmask) throws -> ProcessResult {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        nonisolated(unsafe) var errorData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { errorData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        return ProcessResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: errorData, as: UTF8.self))
+    }
+}

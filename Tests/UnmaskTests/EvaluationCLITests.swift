@@ -18,22 +18,8 @@ import UnmaskTestSupport
         return FileManager.default.isExecutableFile(atPath: fallback.path) ? fallback : nil
     }()
 
-    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = try #require(Self.binary, "build the unmask executable first (swift build)")
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        nonisolated(unsafe) var errorData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { errorData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
+    func run(_ arguments: [String]) throws -> ProcessResult {
+        try Executables.run(arguments, executable: try #require(Self.binary, "build the unmask executable first (swift build)"))
     }
 
     let model = Fixtures.path("models", "llama2-bf16")

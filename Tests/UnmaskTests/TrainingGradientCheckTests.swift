@@ -90,4 +90,39 @@ final class TrainingGradientCheckTests: XCTestCase {
             print("causal \(causal): worst finite-difference relative error \(worst)")
         }
     }
+
+    /// With dropout on (fixed seed) the loss is a fixed function of the parameters: the masks the
+    /// backward recomputes must be the forward's, or this fails.
+    func testGradientsWithDropoutMatchFiniteDifferences() throws {
+        let decoder = try makeDecoder()
+        decoder.loraDropout = 0.3
+        decoder.attentionDropout = 0.3
+        let batch = TokenBatch(leftPadding: [[5, 9, 17, 33, 40, 2], [8, 4, 61, 7]], padding: 0)
+        var labels = [Int32](repeating: -100, count: batch.ids.count)
+        labels[2] = 100; labels[4] = 7; labels[6 + 4] = 300; labels[6 + 5] = 12
+        check(decoder) { decoder.mntp(batch, labels: labels, dropoutSeed: 77, into: $0) }
+        let queries = TokenBatch(leftPadding: [[5, 9, 17], [8, 4, 61, 7, 9]], padding: 0)
+        check(decoder) { decoder.contrastive(queries: queries, documents: queries, dropoutSeed: 78, into: $0) }
+        // Dropout is really on: another seed gives another loss.
+        let scratch = LoRATensors(model: decoder.model, rank: decoder.rank)
+        XCTAssertNotEqual(decoder.mntp(batch, labels: labels, dropoutSeed: 77, into: scratch), decoder.mntp(batch, labels: labels, dropoutSeed: 79, into: scratch))
+        XCTAssertEqual(decoder.mntp(batch, labels: labels, dropoutSeed: 77, into: scratch), decoder.mntp(batch, labels: labels, dropoutSeed: 77, into: scratch))
+    }
+
+    /// Keeping every layer's activations and recomputing them from the layer inputs give the same gradients.
+    func testKeptAndRecomputedActivationsGiveTheSameGradients() throws {
+        let decoder = try makeDecoder()
+        decoder.loraDropout = 0.2
+        decoder.attentionDropout = 0.1
+        let queries = TokenBatch(leftPadding: [[5, 9, 17], [8, 4, 61, 7, 9]], padding: 0)
+        func gradients(budget: Int) -> [Float] {
+            decoder.activationBudget = budget
+            let g = LoRATensors(model: decoder.model, rank: decoder.rank)
+            decoder.contrastive(queries: queries, documents: queries, dropoutSeed: 5, into: g)
+            return g.tensors.flatMap(\.array)
+        }
+        let kept = gradients(budget: 1 << 30), recomputed = gradients(budget: 0)
+        XCTAssertLessThan(Compare.relativeL2(kept, recomputed), 1e-6)
+        XCTAssertGreaterThan(kept.map(abs).max() ?? 0, 0)
+    }
 }

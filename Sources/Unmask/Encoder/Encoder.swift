@@ -15,10 +15,11 @@ public final class Encoder: @unchecked Sendable {
 
     /// Loads `modelPath`, merges `adapterPaths` in order, and resolves options:
     /// llm2vec defaults ← `llm2vec_config.json` (last adapter's, else the model's) ← `configure`.
-    public init(modelPath: String, adapterPaths: [String] = [], configure: (inout EncoderOptions) -> Void = { _ in }) throws {
+    /// `lmHead` also loads the output projection (MNTP training predicts tokens).
+    public init(modelPath: String, adapterPaths: [String] = [], lmHead: Bool = false, configure: (inout EncoderOptions) -> Void = { _ in }) throws {
         checkpoint = try Checkpoint(path: modelPath)
         tokenizer = try checkpoint.loadTokenizer()
-        model = try checkpoint.loadModel()
+        model = try checkpoint.loadModel(lmHead: lmHead)
         adapters = try adapterPaths.map { try LoRAAdapter(directory: $0) }
         for adapter in adapters { try adapter.merge(into: model.weights) }
 
@@ -53,6 +54,9 @@ public final class Encoder: @unchecked Sendable {
 
     public var dimension: Int { model.config.hiddenSize }
 
+    /// The id left padding uses (masked out of attention and pooling, so only its validity matters).
+    public var paddingTokenId: Int32 { Int32(tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0) }
+
     /// Embeds `inputs`, returning one vector per input in input order. `progress(done, total)` is
     /// called after each batch.
     public func encode(_ inputs: [EncoderInput], progress: ((Int, Int) -> Void)? = nil) throws -> [[Float]] {
@@ -77,7 +81,7 @@ public final class Encoder: @unchecked Sendable {
         guard !rows.isEmpty else { return [] }
         lock.lock()
         defer { lock.unlock() }
-        let batch = TokenBatch(leftPadding: rows.map(\.ids), padding: Int32(tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0))
+        let batch = TokenBatch(leftPadding: rows.map(\.ids), padding: paddingTokenId)
         let pattern = AttentionPattern(causal: options.attention == .causal, slidingWindow: model.config.slidingWindow)
         let hidden = model.forward(batch, pattern: pattern, workspace: workspace)
         return rows.indices.map { pool(hidden, batch: batch, row: $0, pooledCount: rows[$0].pooledCount) }

@@ -41,6 +41,9 @@ public final class GGUFFile: TensorSource, @unchecked Sendable {
     public let metadata: [String: GGUFValue]
     /// Metadata keys in file order.
     public let metadataKeys: [String]
+    /// Where the metadata key/value pairs lie in the file (after magic, version and the two
+    /// counts), so a writer can copy them byte for byte instead of re-encoding every value.
+    public let metadataByteRange: Range<Int>
     /// Tensors in file order.
     public let tensors: [GGUFTensorInfo]
     public let alignment: Int
@@ -76,6 +79,7 @@ public final class GGUFFile: TensorSource, @unchecked Sendable {
         var metadata: [String: GGUFValue] = [:]
         var keys: [String] = []
         keys.reserveCapacity(keyValueCount)
+        let metadataStart = reader.position
         for i in 0..<keyValueCount {
             let key = try reader.string("the key of metadata entry \(i)")
             guard metadata[key] == nil else { throw reader.failure("metadata key '\(ggufDisplayName(key))' appears twice") }
@@ -86,6 +90,7 @@ public final class GGUFFile: TensorSource, @unchecked Sendable {
             metadata[key] = try reader.value(of: type, key: key, depth: 0)
             keys.append(key)
         }
+        metadataByteRange = metadataStart..<reader.position
 
         var alignment = GGUFFile.defaultAlignment
         if let value = metadata["general.alignment"] {
@@ -165,6 +170,13 @@ public final class GGUFFile: TensorSource, @unchecked Sendable {
     }
 
     public func tensor(named name: String) -> GGUFTensorInfo? { index[name].map { tensors[$0] } }
+
+    /// The encoded metadata key/value pairs (`metadataByteRange`), inside the mapping (valid
+    /// while this file is alive).
+    public var metadataBytes: UnsafeRawBufferPointer {
+        guard let base = file.base else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: base + metadataByteRange.lowerBound, count: metadataByteRange.count)
+    }
 
     /// The bytes of a tensor's data, inside the mapping (valid while this file is alive).
     public func data(of tensor: GGUFTensorInfo) -> UnsafeRawBufferPointer {
