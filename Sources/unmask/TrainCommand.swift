@@ -17,8 +17,25 @@ struct TrainCommand: ParsableCommand {
           unmask train simcse --model smollm2 --adapter runs/mntp --data sentences.txt --output runs/simcse
           unmask embed --model smollm2 --adapter runs/mntp --adapter runs/simcse --input texts.txt
         """,
-        subcommands: [MNTP.self, SimCSE.self, Supervised.self]
+        subcommands: [MNTP.self, SimCSE.self, Supervised.self, Curves.self]
     )
+
+    struct Curves: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "curves", abstract: "Draw a run's loss curves (OUTPUT/loss.svg) from its training_log.jsonl, also while it runs.")
+
+        @Option(help: "The run's output folder.")
+        var output: String
+
+        func run() throws {
+            try reportingErrors {
+                let folder = URL(fileURLWithPath: output)
+                let svg = try TrainingCurves.svg(log: folder.appendingPathComponent("training_log.jsonl"), title: folder.lastPathComponent)
+                try writeOutput(Data(svg.utf8), to: folder.appendingPathComponent("loss.svg").path)
+                FileHandle.standardError.write(Data("wrote \(folder.appendingPathComponent("loss.svg").path)\n".utf8))
+            }
+        }
+    }
 
     struct MNTP: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "mntp", abstract: "Masked next-token prediction (LLM2Vec stage 2).")

@@ -29,6 +29,9 @@ import UnmaskTestSupport
         }
         let log = try String(contentsOfFile: simcse + "/training_log.jsonl", encoding: .utf8).split(separator: "\n")
         #expect(log.filter { $0.contains("\"loss\"") }.count == 3)
+        try FileManager.default.removeItem(atPath: simcse + "/loss.svg")
+        #expect(try Executables.run(["train", "curves", "--output", simcse]).status == 0)
+        #expect(try String(contentsOfFile: simcse + "/loss.svg", encoding: .utf8).contains("training loss"))
 
         // The trained adapters change the embedding; base + both adapters embeds.
         let base = try Executables.run(["embed", "--model", model, "--input", data])

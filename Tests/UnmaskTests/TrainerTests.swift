@@ -143,6 +143,8 @@ import UnmaskTestSupport
         }
         #expect(steps == [1, 2, 3, 4])
         // The final adapter loads as a PEFT adapter.
+        let curves = try String(contentsOf: split.appendingPathComponent("loss.svg"), encoding: .utf8)
+        #expect(curves.hasPrefix("<svg") && curves.contains("held-out loss"))
         let adapter = try LoRAAdapter(directory: split.path)
         #expect(adapter.rank == 4 && adapter.scaling == 2 && adapter.pairs.count == 7 * reference.decoder.model.config.layerCount)
     }

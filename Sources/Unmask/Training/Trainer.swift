@@ -16,7 +16,7 @@ public struct TrainingProgress: Sendable {
 /// checkpoints, a JSONL log of every step, and exact resumption.
 ///
 /// Output folder: the final PEFT adapter (`adapter_config.json`, `adapter_model.safetensors`),
-/// `training_log.jsonl`, and `checkpoint/` (the adapter so far, the optimizer moments and
+/// `training_log.jsonl`, its curves (`loss.svg`), and `checkpoint/` (the adapter so far, the optimizer moments and
 /// `trainer_state.json`), replaced atomically at each save.
 public final class Trainer {
     public let decoder: LoRADecoder
@@ -88,6 +88,8 @@ public final class Trainer {
         try evaluate()
         try saveCheckpoint()
         try decoder.parameters.writePEFTAdapter(to: output, alpha: options.alpha, dropout: options.loraDropout, baseModel: baseModel)
+        let curves = try TrainingCurves.svg(log: logURL, title: "\(options.recipe.rawValue): \(baseModel)")
+        try writeAtomically(Data(curves.utf8), to: output.appendingPathComponent("loss.svg"))
         return true
     }
 
