@@ -30,8 +30,8 @@ extension LoRATensors {
         let config: [String: Any] = [
             "alpha_pattern": [String: Any](), "auto_mapping": NSNull(), "base_model_name_or_path": baseModel, "bias": "none",
             "fan_in_fan_out": false, "inference_mode": true, "init_lora_weights": true, "layer_replication": NSNull(),
-            "layers_pattern": NSNull(), "layers_to_transform": NSNull(), "loftq_config": [String: Any](), "lora_alpha": Double(alpha),
-            "lora_dropout": Double(dropout), "megatron_config": NSNull(), "megatron_core": "megatron.core", "modules_to_save": NSNull(),
+            "layers_pattern": NSNull(), "layers_to_transform": NSNull(), "loftq_config": [String: Any](), "lora_alpha": Self.decimal(alpha),
+            "lora_dropout": Self.decimal(dropout), "megatron_config": NSNull(), "megatron_core": "megatron.core", "modules_to_save": NSNull(),
             "peft_type": "LORA", "r": rank, "rank_pattern": [String: Any](), "revision": NSNull(),
             "target_modules": LoRAProjection.allCases.map { String($0.modulePath.split(separator: ".").last!) }.sorted(),
             "task_type": NSNull(), "use_dora": false, "use_rslora": false,
@@ -39,4 +39,7 @@ extension LoRATensors {
         let json = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
         try writeAtomically(json, to: directory.appendingPathComponent("adapter_config.json"))
     }
+
+    /// The Float as its shortest decimal (0.05, not 0.05000000074505806 from widening to Double).
+    static func decimal(_ value: Float) -> Double { Double("\(value)") ?? Double(value) }
 }

@@ -78,7 +78,9 @@ extension Trainer {
         }
         log("data: \(inputs.data): \(objective.summary)")
         let output = URL(fileURLWithPath: inputs.output)
-        let trainer = Trainer(decoder: decoder, objective: objective, options: options, output: output, baseModel: inputs.model)
+        // The resolved path, not an installed model's short name: PEFT treats base_model_name_or_path
+        // as a folder or a Hub id and would try to look a bare name up online.
+        let trainer = Trainer(decoder: decoder, objective: objective, options: options, output: output, baseModel: encoder.checkpoint.path)
         if resume {
             try trainer.resume()
             log("resuming at step \(trainer.nextStep) of \(options.steps)")
