@@ -29,7 +29,7 @@ public struct Dropout: Sendable, Equatable {
     /// 0 for a dropped element, 1/(1 − p) for a kept one.
     @inline(__always)
     public func factor(_ index: Int) -> Float {
-        let bits = UInt32(truncatingIfNeeded: Self.mix(seed &+ UInt64(bitPattern: Int64(index)) &* 0x9E37_79B9_7F4A_7C15) >> 40)
+        let bits = UInt32(truncatingIfNeeded: SplitMix64.mix(seed &+ UInt64(bitPattern: Int64(index)) &* 0x9E37_79B9_7F4A_7C15) >> 40)
         return bits < threshold ? 0 : keptScale
     }
 
@@ -43,14 +43,5 @@ public struct Dropout: Sendable, Equatable {
     @inline(__always)
     public func apply(_ x: UnsafePointer<Float>, count: Int, offset: Int, out: UnsafeMutablePointer<Float>) {
         for i in 0..<count { out[i] = x[i] * factor(offset + i) }
-    }
-
-    /// SplitMix64's finalizer: a bijective avalanche of 64 bits.
-    @inline(__always)
-    static func mix(_ value: UInt64) -> UInt64 {
-        var z = value
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -7,7 +7,13 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 
     public mutating func next() -> UInt64 {
         state &+= 0x9E3779B97F4A7C15
-        var z = state
+        return Self.mix(state)
+    }
+
+    /// SplitMix64's output function alone: a bijective avalanche of 64 bits, for hashing counters.
+    @inline(__always)
+    public static func mix(_ value: UInt64) -> UInt64 {
+        var z = value
         z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
         z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
         return z ^ (z >> 31)

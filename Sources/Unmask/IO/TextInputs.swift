@@ -4,6 +4,23 @@ import Foundation
 /// `.txt` file with one text a line. `-` reads standard input (JSONL if it starts with `{`).
 public enum TextInputs {
     public static func read(path: String, defaultInstruction: String = "") throws -> [EncoderInput] {
+        let (lines, isPlainText) = try lines(path: path)
+        let inputs: [EncoderInput]
+        if isPlainText {
+            inputs = lines.map { EncoderInput(String($0), instruction: defaultInstruction) }
+        } else {
+            inputs = try lines.enumerated().compactMap { number, line in
+                if line.allSatisfy(\.isWhitespace) { return nil }
+                return try parseJSONLine(line, source: "\(path):\(number + 1)", defaultInstruction: defaultInstruction)
+            }
+        }
+        guard !inputs.isEmpty else { throw UnmaskError.invalidInput(source: path, reason: "no texts: the input is empty") }
+        return inputs
+    }
+
+    /// The file's lines (line `i` is the file's line `i + 1`; a final newline ends the last one,
+    /// "\r\n" counts as one break) and whether it is plain text rather than JSONL.
+    public static func lines(path: String) throws -> (lines: [Substring], isPlainText: Bool) {
         let data: Data
         if path == "-" {
             data = FileHandle.standardInput.readDataToEndOfFile()
@@ -22,17 +39,7 @@ public enum TextInputs {
             Substring(line.last == UInt8(ascii: "\r") ? line.dropLast() : line)
         }
         if lines.last?.isEmpty == true { lines.removeLast() }
-        let inputs: [EncoderInput]
-        if isPlainText {
-            inputs = lines.map { EncoderInput(String($0), instruction: defaultInstruction) }
-        } else {
-            inputs = try lines.enumerated().compactMap { number, line in
-                if line.allSatisfy(\.isWhitespace) { return nil }
-                return try parseJSONLine(line, source: "\(path):\(number + 1)", defaultInstruction: defaultInstruction)
-            }
-        }
-        guard !inputs.isEmpty else { throw UnmaskError.invalidInput(source: path, reason: "no texts: the input is empty") }
-        return inputs
+        return (lines, isPlainText)
     }
 
     static func parseJSONLine(_ line: Substring, source: String, defaultInstruction: String) throws -> EncoderInput {

@@ -97,9 +97,8 @@ public struct SupervisedRow: Sendable, Equatable {
     public var instruction: String?
 
     public static func read(path: String) throws -> [SupervisedRow] {
-        let data = try Checkpoint.read(URL(fileURLWithPath: path), what: "supervised training rows (JSONL with query, positive, negative)")
         var rows: [SupervisedRow] = []
-        for (n, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (n, line) in try TextInputs.lines(path: path).lines.enumerated() {
             guard !line.allSatisfy(\.isWhitespace) else { continue }
             let source = "\(path):\(n + 1)"
             guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
