@@ -2,13 +2,21 @@
 public struct AttentionPattern: Sendable, Equatable {
     /// Causal: keys at or before the query. Otherwise every valid key (LLM2Vec's bidirectional mode).
     public var causal: Bool
-    /// Mistral's sliding window: causal keys within the last `w` positions; bidirectional keys
-    /// within `w` on either side (the symmetric window flash-attention applies).
-    public var slidingWindow: Int?
+    /// Keys at most this many positions before the query (nil: no limit).
+    public var before: Int?
+    /// Keys at most this many positions after the query (nil: no limit); causal patterns see none.
+    public var after: Int?
 
-    public init(causal: Bool, slidingWindow: Int? = nil) {
+    public init(causal: Bool, before: Int? = nil, after: Int? = nil) {
         self.causal = causal
-        self.slidingWindow = slidingWindow
+        self.before = before
+        self.after = after
+    }
+
+    /// Mistral's sliding window of `w`: causal keys within the last `w` positions, the query's
+    /// own included; bidirectional keys within `w` on either side (flash-attention's symmetric window).
+    public init(causal: Bool, slidingWindow w: Int?) {
+        self.init(causal: causal, before: w.map { causal ? $0 - 1 : $0 }, after: causal ? nil : w)
     }
 
     /// Keys that query `i` attends to, in a row whose non-padding tokens are `valid`.
@@ -16,17 +24,19 @@ public struct AttentionPattern: Sendable, Equatable {
     @inline(__always)
     public func allowedKeys(query i: Int, valid: Range<Int>) -> Range<Int> {
         var lo = valid.lowerBound, hi = valid.upperBound
-        if causal { hi = min(hi, i + 1) }
-        if let w = slidingWindow {
-            lo = max(lo, causal ? i - w + 1 : i - w)
-            if !causal { hi = min(hi, i + w + 1) }
+        if let before { lo = max(lo, i - before) }
+        if causal {
+            hi = min(hi, i + 1)
+        } else if let after {
+            hi = min(hi, i + after + 1)
         }
         return lo < hi ? lo..<hi : lo..<lo
     }
 }
 
 public enum Attention {
-    /// Scaled dot-product attention over a batch of left-padded rows.
+    /// Scaled dot-product attention over a batch of left-padded rows; scores are q·k times `scale`
+    /// (default 1/√headDim; Gemma scales by 1/√query_pre_attn_scalar).
     /// q, out: [batch·length, heads·headDim]; k, v: [batch·length, kvHeads·headDim] (grouped-query:
     /// head h reads kv head h / (heads / kvHeads)). `valid[b]` is row b's non-padding span.
     /// `probabilities`, when given ([batch, heads, length, length]), keeps the softmax output for
@@ -38,14 +48,14 @@ public enum Attention {
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         out: UnsafeMutablePointer<Float>,
         batch: Int, length: Int, heads: Int, kvHeads: Int, headDim: Int,
-        valid: [Range<Int>], pattern: AttentionPattern,
+        valid: [Range<Int>], pattern: AttentionPattern, scale: Float? = nil,
         scratch: FloatBuffer, probabilities: UnsafeMutablePointer<Float>? = nil, dropout: Dropout? = nil
     ) {
         precondition(valid.count == batch && heads % kvHeads == 0)
         precondition(dropout == nil || probabilities == nil, "attention dropout recomputes probabilities in the backward")
         let qStride = heads * headDim, kvStride = kvHeads * headDim
         let group = heads / kvHeads
-        let scale = 1 / Float(headDim).squareRoot()
+        let scale = scale ?? 1 / Float(headDim).squareRoot()
         let workers = Parallel.coreCount
         precondition(probabilities != nil || scratch.count >= workers * length * length, "attention scratch too small")
         BLAS.singleThreaded {

@@ -49,11 +49,19 @@ public enum ReferenceKernels {
         zip(gate, up).map { g, u in Float(Double(g) / (1 + Foundation.exp(-Double(g))) * Double(u)) }
     }
 
+    /// gelu_tanh(gate) · up in double precision with Foundation's tanh.
+    public static func geluTanhMul(gate: [Float], up: [Float]) -> [Float] {
+        zip(gate, up).map { g, u in
+            let x = Double(g)
+            return Float(0.5 * x * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x))) * Double(u))
+        }
+    }
+
     /// Attention with an explicit additive mask, the way the Python reference computes it:
     /// scores + (0 or the float minimum), softmax over the whole row.
     public static func attention(
         q: [Float], k: [Float], v: [Float], batch: Int, length: Int, heads: Int, kvHeads: Int, headDim: Int,
-        valid: [Range<Int>], pattern: AttentionPattern
+        valid: [Range<Int>], pattern: AttentionPattern, scale: Float? = nil
     ) -> [Float] {
         let qStride = heads * headDim, kvStride = kvHeads * headDim
         var out = [Float](repeating: 0, count: batch * length * qStride)
@@ -69,7 +77,7 @@ public enum ReferenceKernels {
                         for d in 0..<headDim {
                             s += Double(q[(b * length + i) * qStride + h * headDim + d]) * Double(k[(b * length + j) * kvStride + g * headDim + d])
                         }
-                        s /= Double(headDim).squareRoot()
+                        s *= Double(scale ?? 1 / Float(headDim).squareRoot())
                         // Adding the minimum swamps the score, as it does in float32.
                         scores[j] = allowed.contains(j) ? s : minimum
                     }

@@ -12,6 +12,9 @@ final class EmbeddingService: Sendable {
     let permits: PermitPool
     let maxInputLength: Int
     let modelName: String
+    /// The model's sentence-transformers prompts, with `--prompt NAME=TEXT` added over them.
+    let prompts: [String: String]
+    let defaultPromptName: String?
 
     /// TEI's per-input character cap before tokenization: max_input_length × 250.
     var maxCharacters: Int { maxInputLength * 250 }
@@ -30,8 +33,11 @@ final class EmbeddingService: Sendable {
         guard configuration.maxClientBatchSize >= 1, configuration.maxConcurrentRequests >= 1, configuration.payloadLimit >= 1 else {
             throw UnmaskError.invalidInput(source: "options", reason: "--max-client-batch-size, --max-concurrent-requests and --payload-limit must be at least 1")
         }
-        if let name = configuration.defaultPromptName, configuration.prompts[name] == nil {
-            throw UnmaskError.invalidInput(source: "--default-prompt-name", reason: "no --prompt named '\(name)'")
+        let prompts = (encoder.sentenceTransformer?.prompts ?? [:]).merging(configuration.prompts) { _, given in given }
+        self.prompts = prompts
+        defaultPromptName = configuration.defaultPromptName ?? encoder.sentenceTransformer?.defaultPromptName
+        if let name = configuration.defaultPromptName, prompts[name] == nil {
+            throw UnmaskError.invalidInput(source: "--default-prompt-name", reason: "no --prompt named '\(name)', and the model has none")
         }
         metrics = ServerMetrics(maxInputLength: maxInputLength)
         queue = BatchQueue(maxBatchTokens: configuration.maxBatchTokens, maxBatchRequests: configuration.maxBatchRequests, metrics: metrics) { rows in
@@ -63,12 +69,12 @@ final class EmbeddingService: Sendable {
     /// The instruction for a request: its own, else its prompt's, else the default prompt's.
     func instruction(promptName: String?, instruction: String?) throws(APIError) -> String {
         if let instruction { return instruction }
-        guard let name = promptName ?? configuration.defaultPromptName else { return "" }
-        if configuration.prompts.isEmpty {
+        guard let name = promptName ?? defaultPromptName else { return encoder.defaultPrompt }
+        if prompts.isEmpty {
             throw APIError.validation("`default-prompt-name` is set to `\(name)` but no prompts were found in the Sentence Transformers configuration")
         }
-        guard let text = configuration.prompts[name] else {
-            let names = configuration.prompts.keys.sorted().map { "\"\($0)\"" }.joined(separator: ", ")
+        guard let text = prompts[name] else {
+            let names = prompts.keys.sorted().map { "\"\($0)\"" }.joined(separator: ", ")
             throw APIError.validation("`default-prompt-name` is set to `\(name)` but it was not found in the Sentence Transformers prompts. Available prompts: [\(names)]")
         }
         return text
@@ -94,17 +100,11 @@ final class EmbeddingService: Sendable {
                     guard options.truncate else { throw APIError.tooManyCharacters(maxCharacters, given: characters) }
                     text = options.direction == .left ? String(text.suffix(maxCharacters)) : String(text.prefix(maxCharacters))
                 }
-                let input = EncoderInput(text, instruction: instruction)
-                if !options.truncate || options.direction == .left {
-                    // The length llm2vec's tokenizer call sees: special tokens + "<instruction> <text>".
-                    let joined = instruction.isEmpty ? text : instruction.trimmingCharacters(in: .whitespacesAndNewlines) + " " + text
-                    let full = encoder.tokenizer.encode(joined, addSpecialTokens: true)
-                    if full.count > limit {
-                        guard options.truncate else { throw APIError.tooManyTokens(limit, given: full.count) }
-                        return try prepareLeftTruncated(joined, limit: limit, index: index)
-                    }
-                }
-                return try encoder.prepare(input, index: index)
+                // The encoder's own preparation: one instruction join, one truncation.
+                let row = try encoder.prepare(EncoderInput(text, instruction: instruction), index: index,
+                                              truncation: options.direction == .left ? .keepEnd : .keepStart)
+                if row.untruncatedLength > limit, !options.truncate { throw APIError.tooManyTokens(limit, given: row.untruncatedLength) }
+                return row
             }
         } catch let error as APIError {
             throw error
@@ -113,17 +113,6 @@ final class EmbeddingService: Sendable {
         } catch {
             throw APIError(.Tokenizer, "tokenizer error \(error)")
         }
-    }
-
-    /// Keeps the last tokens of `joined` that fit with the special tokens; every kept token is pooled.
-    private func prepareLeftTruncated(_ joined: String, limit: Int, index: Int) throws -> Encoder.PreparedInput {
-        let tokenizer = encoder.tokenizer
-        let body = tokenizer.encode(joined, addSpecialTokens: false)
-        var prefix: [Int] = [], suffix: [Int] = []
-        if tokenizer.addsBOS, let bos = tokenizer.bosTokenId { prefix = [bos] }
-        if tokenizer.addsEOS, let eos = tokenizer.eosTokenId { suffix = [eos] }
-        let room = max(1, limit - prefix.count - suffix.count)
-        return try encoder.prepare(tokenIds: prefix + body.suffix(room) + suffix, index: index)
     }
 
     /// Validates, takes one permit per input (429 when short), tokenizes, queues, and finishes
@@ -160,7 +149,7 @@ final class EmbeddingService: Sendable {
         } catch {
             throw APIError(.Backend, "Backend error: \(error)")
         }
-        let embeddings = results.map { finish($0.embedding, dimensions: options.dimensions, normalize: options.normalize) }
+        let embeddings = results.map { SentenceTransformerHead.finish($0.embedding, dimensions: options.dimensions, normalize: options.normalize) }
         let n = Double(max(1, results.count))
         func mean(_ durations: [Duration]) -> Duration { durations.reduce(.zero, +) / n }
         metrics.embedSuccess.increment(by: results.count)
@@ -172,17 +161,6 @@ final class EmbeddingService: Sendable {
             queue: mean(results.map(\.queueTime)),
             inference: mean(results.map(\.inferenceTime))
         )
-    }
-
-    /// Truncates to `dimensions`, then L2-normalizes with the same arithmetic as the encoder's
-    /// own `normalize` option, so full-size vectors equal `unmask embed --normalize` bit for bit.
-    func finish(_ vector: [Float], dimensions: Int?, normalize: Bool) -> [Float] {
-        var out = dimensions.map { Array(vector.prefix($0)) } ?? vector
-        if normalize {
-            let norm = out.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
-            if norm > 0 { out = out.map { Float(Double($0) / norm) } }
-        }
-        return out
     }
 }
 

@@ -54,12 +54,11 @@ struct Bench {
         var generator = SystemRandomNumberGenerator()
         let ids = (0..<(batch * length)).map { _ in Int32.random(in: 0..<Int32(config.vocabularySize), using: &generator) }
         let tokenBatch = TokenBatch(ids: ids, batch: batch, length: length, valid: Array(repeating: 0..<length, count: batch))
-        let pattern = AttentionPattern(causal: false)
-        _ = model.forward(tokenBatch, pattern: pattern, workspace: workspace)
+        _ = model.forward(tokenBatch, mode: .bidirectional, workspace: workspace)
         var best = Double.infinity
         for _ in 0..<repeats {
             let start = DispatchTime.now().uptimeNanoseconds
-            _ = model.forward(tokenBatch, pattern: pattern, workspace: workspace)
+            _ = model.forward(tokenBatch, mode: .bidirectional, workspace: workspace)
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
         let tokens = Double(batch * length)

@@ -95,11 +95,7 @@ struct EvalCommand: ParsableCommand {
             // Embedders.load picks the BERT baseline for a BERT folder, else the LLM2Vec Encoder.
             let configuration = EvaluationRun.Configuration(name: name) {
                 try Embedders.load(modelPath: encoder.model, adapterPaths: encoder.adapters) { options in
-                    options.attention = encoder.attention ?? .bidirectional
-                    if let pooling = encoder.pooling { options.pooling = pooling }
-                    if let maxLength = encoder.maxLength { options.maxLength = maxLength }
-                    options.batchSize = encoder.batchSize
-                    options.normalize = encoder.normalize
+                    encoder.configure(&options, attention: nil)
                 }
             }
             let outcomes = try EvaluationRun.run([configuration], tasks: tasks, options: evaluation.options, output: output,

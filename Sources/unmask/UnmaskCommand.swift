@@ -22,7 +22,7 @@ struct EncoderArguments: ParsableArguments {
     @Option(name: .customLong("adapter"), help: "PEFT LoRA adapter folder, merged in the order given (repeatable).")
     var adapters: [String] = []
 
-    @Option(help: "Attention: bidirectional (LLM2Vec; the default) or causal (the LLM as is).")
+    @Option(help: "Attention: bidirectional (LLM2Vec; the default) or causal (the LLM as is). A sentence-transformers model defaults to the attention it was trained with.")
     var attention: AttentionMode?
 
     @Option(help: "Pooling (default: llm2vec_config.json's pooling_mode, else mean).")
@@ -40,6 +40,15 @@ struct EncoderArguments: ParsableArguments {
     @Flag(help: "L2-normalize the embeddings.")
     var normalize = false
 
+    @Option(help: "Sentence-transformers models: the prompt to prepend, by name (config_sentence_transformers.json: query, document, ...).")
+    var promptName: String?
+
+    @Option(help: "Sentence-transformers models: the prompt text to prepend (wins over --prompt-name).")
+    var prompt: String?
+
+    @Option(help: "Matryoshka: keep the first N dimensions (normalized again when the model normalizes).")
+    var dimensions: Int?
+
     func makeEncoder(attention chosen: AttentionMode? = nil) throws -> Encoder {
         try Encoder(modelPath: model, adapterPaths: adapters) { configure(&$0, attention: chosen) }
     }
@@ -49,12 +58,15 @@ struct EncoderArguments: ParsableArguments {
         try Embedders.load(modelPath: model, adapterPaths: adapters) { configure(&$0, attention: nil) }
     }
 
-    private func configure(_ options: inout EncoderOptions, attention chosen: AttentionMode?) {
-        options.attention = chosen ?? attention ?? .bidirectional
+    func configure(_ options: inout EncoderOptions, attention chosen: AttentionMode?) {
+        if let mode = chosen ?? attention { options.attention = mode }
         if let pooling { options.pooling = pooling }
         if let maxLength { options.maxLength = maxLength }
         options.batchSize = batchSize
         options.normalize = normalize
+        options.promptName = promptName
+        options.prompt = prompt
+        options.dimensions = dimensions
     }
 }
 

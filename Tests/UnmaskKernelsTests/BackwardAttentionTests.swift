@@ -4,8 +4,10 @@ import UnmaskTestSupport
 
 @Suite struct BackwardAttentionTests {
     struct Case: Sendable, CustomStringConvertible {
-        var heads: Int, kvHeads: Int, valid: [Range<Int>], pattern: AttentionPattern, recompute: Bool
-        var description: String { "heads \(heads)/\(kvHeads) valid \(valid) causal \(pattern.causal) window \(pattern.slidingWindow ?? 0) recompute \(recompute)" }
+        var heads: Int, kvHeads: Int, valid: [Range<Int>], pattern: AttentionPattern, recompute: Bool, scale: Float? = nil
+        var description: String {
+            "heads \(heads)/\(kvHeads) valid \(valid) causal \(pattern.causal) reach \(pattern.before ?? -1)/\(pattern.after ?? -1) recompute \(recompute) scale \(scale ?? 0)"
+        }
     }
 
     static let length = 5, headDim = 4
@@ -18,6 +20,9 @@ import UnmaskTestSupport
         Case(heads: 4, kvHeads: 1, valid: [1..<5, 3..<5], pattern: AttentionPattern(causal: true), recompute: true),
         Case(heads: 2, kvHeads: 2, valid: [0..<5, 1..<5], pattern: AttentionPattern(causal: false, slidingWindow: 1), recompute: true),
         Case(heads: 2, kvHeads: 1, valid: [0..<0, 2..<5], pattern: AttentionPattern(causal: true, slidingWindow: 2), recompute: false),
+        // Gemma 3: a bidirectional window reaching 1 each side, scores scaled by 1/√query_pre_attn_scalar.
+        Case(heads: 4, kvHeads: 2, valid: [1..<5, 0..<5], pattern: AttentionPattern(causal: false, before: 1, after: 1), recompute: true, scale: 0.3),
+        Case(heads: 2, kvHeads: 2, valid: [0..<5, 2..<5], pattern: AttentionPattern(causal: true, before: 2), recompute: false, scale: 0.7),
     ]
 
     @Test(arguments: cases)
@@ -33,19 +38,19 @@ import UnmaskTestSupport
         func forward(_ q: [Float], _ k: [Float], _ v: [Float], probabilities: UnsafeMutablePointer<Float>? = nil) -> [Float] {
             var out = [Float](repeating: 0, count: q.count)
             Attention.forward(q: q, k: k, v: v, out: &out, batch: batch, length: length, heads: c.heads, kvHeads: c.kvHeads, headDim: headDim,
-                              valid: c.valid, pattern: c.pattern, scratch: scratch, probabilities: probabilities)
+                              valid: c.valid, pattern: c.pattern, scale: c.scale, scratch: scratch, probabilities: probabilities)
             return out
         }
         let probabilities = FloatBuffer(count: batch * c.heads * length * length)
         let out = forward(q, k, v, probabilities: probabilities.pointer)
         let reference = ReferenceKernels.attention(q: q, k: k, v: v, batch: batch, length: length, heads: c.heads, kvHeads: c.kvHeads,
-                                                   headDim: headDim, valid: c.valid, pattern: c.pattern)
+                                                   headDim: headDim, valid: c.valid, pattern: c.pattern, scale: c.scale)
         #expect(Compare.maxAbs(out, reference) < 1e-5)
 
         var dq = [Float](repeating: .nan, count: q.count), dk = [Float](repeating: .nan, count: k.count), dv = [Float](repeating: .nan, count: v.count)
         let backwardScratch = FloatBuffer(count: Backward.attentionScratchCount(length: length, recompute: c.recompute))
         Backward.attention(q: q, k: k, v: v, dOut: r, dq: &dq, dk: &dk, dv: &dv, batch: batch, length: length,
-                           heads: c.heads, kvHeads: c.kvHeads, headDim: headDim, valid: c.valid, pattern: c.pattern,
+                           heads: c.heads, kvHeads: c.kvHeads, headDim: headDim, valid: c.valid, pattern: c.pattern, scale: c.scale,
                            probabilities: c.recompute ? nil : UnsafePointer(probabilities.pointer), scratch: backwardScratch)
         let h = GradientCheck.floatStep
         let nq = GradientCheck.numeric(q, step: h) { GradientCheck.dot(forward($0, k, v), r) }

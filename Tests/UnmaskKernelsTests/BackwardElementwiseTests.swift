@@ -82,4 +82,20 @@ import UnmaskTestSupport
         }
         #expect(g == dg && u == du)
     }
+
+    @Test(arguments: [7, 37])
+    func geluTanhMulGradientsMatchFiniteDifferences(count n: Int) {
+        var rng = SeededRandom(seed: 24)
+        let gate = rng.floats(n, scale: 4), up = rng.floats(n, scale: 2), r = rng.floats(n)
+        func loss(_ g: [Float], _ u: [Float]) -> Double {
+            var out = [Float](repeating: 0, count: n)
+            Kernels.geluTanhMul(gate: g, up: u, out: &out, count: n)
+            return GradientCheck.dot(out, r)
+        }
+        var dg = [Float](repeating: 0, count: n), du = [Float](repeating: 0, count: n)
+        Backward.gatedActivation(.geluTanh, dOut: r, gate: gate, up: up, dGate: &dg, dUp: &du, count: n)
+        let h = GradientCheck.floatStep
+        #expect(GradientCheck.relativeError(dg, GradientCheck.numeric(gate, step: h) { loss($0, up) }) < GradientCheck.tolerance)
+        #expect(GradientCheck.relativeError(du, GradientCheck.numeric(up, step: h) { loss(gate, $0) }) < GradientCheck.tolerance)
+    }
 }

@@ -82,6 +82,21 @@ import UnmaskTestSupport
         #expect(zip(out, expected).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($1)) })
     }
 
+    @Test func geluTanhMulMatchesReference() {
+        var rng = SeededRandom(seed: 6)
+        let n = 1000
+        // Wide inputs reach tanh's saturation on both sides (where e^{2z} overflows to infinity).
+        var gate = rng.floats(n, scale: 20)
+        gate[0] = 200
+        gate[1] = -200
+        let up = rng.floats(n, scale: 2)
+        var out = [Float](repeating: 0, count: n)
+        out.withUnsafeMutableBufferPointer { Kernels.geluTanhMul(gate: gate, up: up, out: $0.baseAddress!, count: n) }
+        let expected = ReferenceKernels.geluTanhMul(gate: gate, up: up)
+        #expect(zip(out, expected).allSatisfy { abs($0 - $1) <= 2e-6 * max(1, abs($1)) })
+        #expect(out.allSatisfy { $0.isFinite })
+    }
+
     @Test func fastExpIsAccurateAndFinite() {
         var worst: Double = 0
         var x: Float = -87

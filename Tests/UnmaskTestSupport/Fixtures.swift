@@ -65,6 +65,16 @@ public enum InstalledModels {
         installed(override: "UNMASK_QWEN_GGUF", "qwen2.5-coder-0.5b/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
     }
 
+    /// EmbeddingGemma-300M's sentence-transformers folder (`scripts/install_model.sh embeddinggemma`; 1.2 GB).
+    public static var embeddingGemma: String? {
+        installed(override: "UNMASK_EMBEDDINGGEMMA", "embeddinggemma/config.json").map { ($0 as NSString).deletingLastPathComponent }
+    }
+
+    /// Gemma 3 270M's Q4_K_M GGUF (`scripts/install_model.sh gemma3-270m`; 253 MB).
+    public static var gemma3: String? {
+        installed(override: "UNMASK_GEMMA3_GGUF", "gemma3-270m/gemma-3-270m-q4_k_m.gguf")
+    }
+
     private static func installed(override: String, _ relativePath: String) -> String? {
         let environment = ProcessInfo.processInfo.environment
         let home = environment["UNMASK_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.cache/unmask")

@@ -28,7 +28,7 @@ import UnmaskTestSupport
             ("rope_freqs.weight", nil), ("blk.3.attn_norm.bias", nil), ("blk.-1.ffn_up.weight", nil),
             ("blk.03.ffn_up.weight", nil), ("blk.3.ffn_up.weight.x", nil), ("blk.3.unknown.weight", nil),
         ]
-        for (gguf, hf) in cases { #expect(GGUFCheckpoint.hfName(forGGUFName: gguf) == hf, "\(gguf)") }
+        for (gguf, hf) in cases { #expect(Architecture.llama.tensors.hfName(forGGUFName: gguf) == hf, "\(gguf)") }
     }
 
     /// llama.cpp's `LlamaModel.permute`, written out the way numpy evaluates it:
@@ -126,9 +126,9 @@ import UnmaskTestSupport
     }
 
     /// The last hidden states of a forward pass, copied out of its workspace.
-    func hiddenStates(_ model: DecoderModel, _ batch: TokenBatch, _ pattern: AttentionPattern) -> [Float] {
+    func hiddenStates(_ model: DecoderModel, _ batch: TokenBatch, _ mode: AttentionMode) -> [Float] {
         let workspace = DecoderWorkspace()
-        let out = model.forward(batch, pattern: pattern, workspace: workspace)
+        let out = model.forward(batch, mode: mode, workspace: workspace)
         return withExtendedLifetime(workspace) {
             Array(UnsafeBufferPointer(start: out, count: batch.batch * batch.length * model.config.hiddenSize))
         }
@@ -144,8 +144,8 @@ import UnmaskTestSupport
         let ids = (hidden["input_ids"] as! [Int]).map(Int32.init)
         let batch = TokenBatch(leftPadding: [ids, Array(ids.prefix(5))], padding: 1009)
         for (causal, key) in [(false, "bidirectional"), (true, "causal")] {
-            let pattern = AttentionPattern(causal: causal)
-            let a = hiddenStates(gguf, batch, pattern), b = hiddenStates(reference, batch, pattern)
+            let mode: AttentionMode = causal ? .causal : .bidirectional
+            let a = hiddenStates(gguf, batch, mode), b = hiddenStates(reference, batch, mode)
             #expect(a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(key): max difference \(Compare.maxAbs(a, b))")
             let want = (hidden[key] as! [[Double]]).flatMap { $0.map(Float.init) }
             #expect(Compare.maxAbs(Array(a.prefix(want.count)), want) < 1e-4, "\(key)")
@@ -158,7 +158,7 @@ import UnmaskTestSupport
         let reference = try Checkpoint(path: Fixtures.path("models", "qwen2-bias-f32"))
         var b = GGUFBuilder()
         b.setHyperparameters(reference.config, architecture: "qwen2")
-        let hfToGGUF = Dictionary(uniqueKeysWithValues: ["token_embd.weight", "output_norm.weight"].map { (GGUFCheckpoint.hfName(forGGUFName: $0)!, $0) })
+        let hfToGGUF = Dictionary(uniqueKeysWithValues: ["token_embd.weight", "output_norm.weight"].map { (Architecture.qwen2.tensors.hfName(forGGUFName: $0)!, $0) })
         for name in reference.tensors.tensorNames {
             var ggufName = hfToGGUF[name]
             if ggufName == nil, name.hasPrefix("model.layers.") {
@@ -188,7 +188,7 @@ import UnmaskTestSupport
         }
         let batch = TokenBatch(leftPadding: [[1, 5, 9, 30, 2], [7, 8]], padding: 0)
         let a = try gguf.loadModel(), b = try reference.loadModel()
-        let x = hiddenStates(a, batch, .init(causal: false)), y = hiddenStates(b, batch, .init(causal: false))
+        let x = hiddenStates(a, batch, .bidirectional), y = hiddenStates(b, batch, .bidirectional)
         #expect(zip(x, y).allSatisfy { $0.bitPattern == $1.bitPattern }, "max difference \(Compare.maxAbs(x, y))")
     }
 
@@ -245,7 +245,7 @@ import UnmaskTestSupport
 
     @Test func configErrorsNameTheKey() throws {
         #expect(try configError { $0.set("general.architecture", .string("gpt2")) }
-                == "tiny.gguf: field 'general.architecture': expected one of llama, qwen2; architecture 'gpt2' is not supported")
+                == "tiny.gguf: field 'general.architecture': expected one of gemma3, llama, qwen2, qwen3; architecture 'gpt2' is not supported")
         #expect(try configError { $0.metadata.removeAll { $0.0 == "general.architecture" } }.contains("field 'general.architecture': expected a string naming the architecture"))
         #expect(try configError { $0.metadata.removeAll { $0.0 == "llama.block_count" } }
                 == "tiny.gguf: field 'llama.block_count': expected a positive integer, but the key is missing")
@@ -325,7 +325,7 @@ import UnmaskTestSupport
         let weights = try DecoderWeights.load(from: checkpoint, config: c)
         let elapsed = ContinuousClock().now - started
         let parameters = weights.embedTokens.count + weights.norm.count + weights.layers.reduce(0) { total, layer in
-            total + layer.inputLayernorm.count + layer.postAttentionLayernorm.count + layer.linears.values.reduce(0) { $0 + $1.weight.count }
+            total + layer.norms.reduce(0) { $0 + $1.1.count } + layer.linears.values.reduce(0) { $0 + $1.weight.count }
         }
         #expect(parameters == 134_515_008)
         #expect(weights.embedTokens.values.prefix(1000).allSatisfy { $0.isFinite })

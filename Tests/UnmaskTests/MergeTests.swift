@@ -49,8 +49,8 @@ import UnmaskTestSupport
         same(a.norm, b.norm, "norm")
         #expect(a.layers.count == b.layers.count)
         for (i, (x, y)) in zip(a.layers, b.layers).enumerated() {
-            same(x.inputLayernorm, y.inputLayernorm, "layer \(i) input_layernorm")
-            same(x.postAttentionLayernorm, y.postAttentionLayernorm, "layer \(i) post_attention_layernorm")
+            for ((role, norm), (_, other)) in zip(x.norms, y.norms) { same(norm, other, "layer \(i) \(role)") }
+            #expect(x.norms.map(\.0) == y.norms.map(\.0))
             for (name, linear) in x.linears {
                 same(linear.weight, y.linears[name]?.weight, "layer \(i) \(name)")
                 same(linear.bias, y.linears[name]?.bias, "layer \(i) \(name) bias")
@@ -69,7 +69,7 @@ import UnmaskTestSupport
         let ids: [[Int32]] = [[1, 5, 9, 2, 7, 3], [4, 8, 6]]
         func pooled(_ model: DecoderModel) -> [[Float]] {
             let batch = TokenBatch(leftPadding: ids, padding: 0)
-            let states = GGUFCheckpointTests().hiddenStates(model, batch, AttentionPattern(causal: false))
+            let states = GGUFCheckpointTests().hiddenStates(model, batch, .bidirectional)
             let h = model.config.hiddenSize
             return batch.valid.enumerated().map { row, positions in
                 var sum = [Float](repeating: 0, count: h)

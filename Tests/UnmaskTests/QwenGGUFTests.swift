@@ -15,7 +15,7 @@ struct QwenGGUFTests {
         let tokenizer = try checkpoint.loadTokenizer()
         let model = try checkpoint.loadModel(lmHead: true)
         let ids = tokenizer.encode("The capital of France is").map(Int32.init)
-        let hidden = model.forward(TokenBatch(leftPadding: [ids], padding: 0), pattern: AttentionPattern(causal: true), workspace: DecoderWorkspace())
+        let hidden = model.forward(TokenBatch(leftPadding: [ids], padding: 0), mode: .causal, workspace: DecoderWorkspace())
         let logits = model.logits(hidden: hidden, rows: [ids.count - 1])[0]
         let top = logits.indices.max { logits[$0] < logits[$1] }!
         #expect(tokenizer.decode([top]) == " Paris")

@@ -7,7 +7,7 @@ import UnmaskTestSupport
 /// scripts/make_model_fixtures.py made. Acceptance: cosine ≥ 0.99999 and relative L2 ≤ 1e-4 for
 /// every embedding; identical token ids for every input.
 @Suite struct ReferenceParityTests {
-    static let models = ["llama3-tied-f32", "llama2-bf16", "mistral-f16-sharded", "qwen2-bias-f32", "smollm-f32"]
+    static let models = ["llama3-tied-f32", "llama2-bf16", "mistral-f16-sharded", "qwen2-bias-f32", "smollm-f32", "gemma3-tiny-f32", "qwen3-tiny-bf16"]
 
     struct Case {
         let name: String

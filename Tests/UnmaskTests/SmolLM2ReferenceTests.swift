@@ -21,7 +21,7 @@ struct SmolLM2ReferenceTests {
             #expect(tokenizer.encode(prompt["prompt"] as! String) == prompt["ids"] as! [Int], "the GGUF's tokenizer gives HF's ids")
             let ids = (prompt["ids"] as! [Int]).map(Int32.init)
             let batch = TokenBatch(leftPadding: [ids], padding: 2)
-            let hidden = model.forward(batch, pattern: AttentionPattern(causal: true), workspace: DecoderWorkspace())
+            let hidden = model.forward(batch, mode: .causal, workspace: DecoderWorkspace())
             let logits = model.logits(hidden: hidden, rows: [ids.count - 1])[0]
             let topIds = prompt["top_ids"] as! [Int]
             let want = (prompt["top_logits"] as! [Double]).map(Float.init) + (prompt["probe_logits"] as! [Double]).map(Float.init)

@@ -199,10 +199,9 @@ import UnmaskTestSupport
         let merged = try Checkpoint(path: path).loadModel()
         try LoRAAdapter(directory: folder.path).merge(into: merged.weights)
         let batch = TokenBatch(leftPadding: [[5, 9, 17, 4], [8, 4]], padding: 0)
-        let pattern = AttentionPattern(causal: false)
-        let expected = decoder.forward(batch, pattern: pattern).output
+        let expected = decoder.forward(batch, mode: .bidirectional).output
         let workspace = DecoderWorkspace()
-        let actual = merged.forward(batch, pattern: pattern, workspace: workspace)
+        let actual = merged.forward(batch, mode: .bidirectional, workspace: workspace)
         let valid = batch.valid.enumerated().flatMap { b, span in span.map { b * batch.length + $0 } }
         let h = merged.config.hiddenSize
         let a = valid.flatMap { r in (0..<h).map { actual[r * h + $0] } }, e = valid.flatMap { r in (0..<h).map { expected[r * h + $0] } }

@@ -5,7 +5,7 @@ import UnmaskTestSupport
 import UnmaskKernels
 
 /// Finite-difference checks of `LoRADecoder`'s gradients on a model with grouped-query attention,
-/// projection biases and tied embeddings (the Qwen2 fixture), in both attention patterns.
+/// projection biases and tied embeddings (the Qwen2 fixture), in both attention modes.
 final class TrainingGradientCheckTests: XCTestCase {
     func makeDecoder() throws -> LoRADecoder {
         let model = try Checkpoint(path: Fixtures.path("models", "qwen2-bias-f32")).loadModel(lmHead: true)
@@ -75,7 +75,7 @@ final class TrainingGradientCheckTests: XCTestCase {
         var labels = [Int32](repeating: -100, count: batch.ids.count)
         labels[2] = 100; labels[4] = 7; labels[6 + 4] = 300; labels[6 + 5] = 12
         for causal in [false, true] {
-            let worst = check(decoder) { decoder.mntp(batch, labels: labels, pattern: AttentionPattern(causal: causal), into: $0) }
+            let worst = check(decoder) { decoder.mntp(batch, labels: labels, mode: causal ? .causal : .bidirectional, into: $0) }
             print("causal \(causal): worst finite-difference relative error \(worst)")
         }
     }
@@ -86,7 +86,7 @@ final class TrainingGradientCheckTests: XCTestCase {
         // Two positives and one hard negative.
         let documents = TokenBatch(leftPadding: [[11, 12, 13, 14], [21, 22], [31, 32, 33]], padding: 0)
         for causal in [false, true] {
-            let worst = check(decoder) { decoder.contrastive(queries: queries, documents: documents, pattern: AttentionPattern(causal: causal), into: $0) }
+            let worst = check(decoder) { decoder.contrastive(queries: queries, documents: documents, mode: causal ? .causal : .bidirectional, into: $0) }
             print("causal \(causal): worst finite-difference relative error \(worst)")
         }
     }

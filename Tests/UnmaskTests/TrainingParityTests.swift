@@ -86,9 +86,8 @@ final class TrainingParityTests: XCTestCase {
         let model = try Checkpoint(path: Fixtures.path("models", "llama2-bf16")).loadModel(lmHead: true)
         let decoder = LoRADecoder(model: model, rank: 4, alpha: 8, seed: 7)
         let batch = TokenBatch(leftPadding: [[5, 9, 17, 33], [8, 4]], padding: 0)
-        let pattern = AttentionPattern(causal: false)
-        let tape = decoder.forward(batch, pattern: pattern)
-        let base = model.forward(batch, pattern: pattern, workspace: DecoderWorkspace())
+        let tape = decoder.forward(batch, mode: .bidirectional)
+        let base = model.forward(batch, mode: .bidirectional, workspace: DecoderWorkspace())
         for t in [2, 3, 4 + 2, 4 + 3] {
             for j in 0..<model.config.hiddenSize {
                 XCTAssertEqual(tape.output[t * model.config.hiddenSize + j], base[t * model.config.hiddenSize + j], accuracy: 1e-4)

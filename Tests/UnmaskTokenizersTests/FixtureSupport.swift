@@ -12,7 +12,7 @@ enum Fixtures {
         return url.appendingPathComponent("Fixtures/tokenizers")
     }()
 
-    static let families = ["llama3", "qwen2", "smollm", "llama2", "mistral", "metaspace_unk", "added_tokens", "misc"]
+    static let families = ["llama3", "qwen2", "smollm", "llama2", "mistral", "gemma3", "metaspace_unk", "added_tokens", "misc"]
 
     static func directory(_ name: String) -> URL {
         root.appendingPathComponent(name)

@@ -36,7 +36,7 @@ public enum MergedCheckpoint {
             }
             switch checkpoint.format {
             case .huggingFace:
-                let tensors = try huggingFaceTensors(decoder.weights, lmHead: untiedLMHead(checkpoint, decoder.weights))
+                let tensors = try huggingFaceTensors(decoder.weights, config: checkpoint.config, lmHead: untiedLMHead(checkpoint, decoder.weights))
                 try staging.stage(plan.modelFile) { try writeSafeTensors(tensors, metadata: ["format": "pt"], into: $0) }
             case let .gguf(gguf):
                 try staging.stage(plan.modelFile) { try writeGGUF(gguf, merged: decoder.weights, into: $0) }
@@ -57,22 +57,27 @@ public enum MergedCheckpoint {
         return try weights.lmHead(from: checkpoint.tensors, config: checkpoint.config)
     }
 
-    /// Every decoder tensor under the name `*ForCausalLM.save_pretrained` gives it.
-    static func huggingFaceTensors(_ weights: DecoderWeights, lmHead: WeightTensor?) -> [(name: String, tensor: WeightTensor)] {
-        var named: [(name: String, tensor: WeightTensor)] = [("model.embed_tokens.weight", weights.embedTokens), ("model.norm.weight", weights.norm)]
+    /// Every decoder tensor under the name `*ForCausalLM.save_pretrained` gives it, norms back in
+    /// the architecture's stored convention (Gemma's w rather than 1 + w).
+    static func huggingFaceTensors(_ weights: DecoderWeights, config: DecoderConfig, lmHead: WeightTensor?) -> [(name: String, tensor: WeightTensor)] {
+        let table = Architecture.of(config).tensors
+        func stored(_ norm: WeightTensor) -> WeightTensor {
+            guard table.hfNormOffset != 0 else { return norm }
+            return WeightTensor(shape: norm.shape, values: (0..<norm.count).map { norm.pointer[$0] - table.hfNormOffset })
+        }
+        var named: [(name: String, tensor: WeightTensor)] = [(TensorNameTable.embedding.hf, weights.embedTokens), (TensorNameTable.finalNorm.hf, stored(weights.norm))]
         for (i, layer) in weights.layers.enumerated() {
-            let prefix = "model.layers.\(i)."
-            named.append((prefix + "input_layernorm.weight", layer.inputLayernorm))
-            named.append((prefix + "post_attention_layernorm.weight", layer.postAttentionLayernorm))
-            let linears = [("self_attn.q_proj", layer.qProj), ("self_attn.k_proj", layer.kProj), ("self_attn.v_proj", layer.vProj),
-                           ("self_attn.o_proj", layer.oProj), ("mlp.gate_proj", layer.gateProj), ("mlp.up_proj", layer.upProj),
-                           ("mlp.down_proj", layer.downProj)]
-            for (module, linear) in linears {
-                named.append((prefix + module + ".weight", linear.weight))
-                if let bias = linear.bias { named.append((prefix + module + ".bias", bias)) }
+            for tensor in table.layerTensors {
+                if let projection = tensor.projection {
+                    let linear = layer.linear(projection)
+                    named.append((table.hfName(layer: i, tensor), linear.weight))
+                    if let bias = linear.bias { named.append((table.hfName(layer: i, tensor, bias: true), bias)) }
+                } else if let norm = layer.norm(tensor) {
+                    named.append((table.hfName(layer: i, tensor), stored(norm)))
+                }
             }
         }
-        if let lmHead { named.append(("lm_head.weight", lmHead)) }
+        if let lmHead { named.append((TensorNameTable.lmHead.hf, lmHead)) }
         return named
     }
 
@@ -88,12 +93,17 @@ public enum MergedCheckpoint {
     // MARK: GGUF
 
     /// The seven LoRA targets by GGUF name, with the head count llama.cpp permuted their rows by
-    /// in `llama` files (nil: stored in Hugging Face row order).
-    static func ggufProjections(_ config: DecoderConfig) -> [(name: String, linear: KeyPath<DecoderLayerWeights, Linear>, permutedHeads: Int?)] {
-        let llama = config.modelType == "llama"
-        return [("attn_q", \.qProj, llama ? config.headCount : nil), ("attn_k", \.kProj, llama ? config.kvHeadCount : nil),
-                ("attn_v", \.vProj, nil), ("attn_output", \.oProj, nil),
-                ("ffn_gate", \.gateProj, nil), ("ffn_up", \.upProj, nil), ("ffn_down", \.downProj, nil)]
+    /// (nil: stored in Hugging Face row order).
+    static func ggufProjections(_ config: DecoderConfig) -> [(tensor: LayerTensor, projection: LoRAProjection, permutedHeads: Int?)] {
+        let permutes = Architecture.of(config).tensors.ggufPermutesQueryKey
+        return LoRAProjection.allCases.map { p in
+            let heads: Int? = switch p {
+            case .q: permutes ? config.headCount : nil
+            case .k: permutes ? config.kvHeadCount : nil
+            default: nil
+            }
+            return (LayerTensor.allCases.first { $0.projection == p }!, p, heads)
+        }
     }
 
     /// A merged projection as the GGUF file stores it: float32, rows in the file's order.
@@ -110,8 +120,8 @@ public enum MergedCheckpoint {
         var replacements: [String: GGUFReplacement] = [:]
         for (i, layer) in weights.layers.enumerated() {
             for projection in ggufProjections(gguf.config) {
-                replacements["blk.\(i).\(projection.name).weight"] = GGUFReplacement(weight: layer[keyPath: projection.linear].weight,
-                                                                                     permutedHeads: projection.permutedHeads)
+                replacements[gguf.architecture.tensors.ggufName(layer: i, projection.tensor)] =
+                    GGUFReplacement(weight: layer.linear(projection.projection).weight, permutedHeads: projection.permutedHeads)
             }
         }
         func aligned(_ n: Int) -> Int { (n + source.alignment - 1) / source.alignment * source.alignment }

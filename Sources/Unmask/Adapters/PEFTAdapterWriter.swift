@@ -33,7 +33,7 @@ extension LoRATensors {
             "layers_pattern": NSNull(), "layers_to_transform": NSNull(), "loftq_config": [String: Any](), "lora_alpha": Self.decimal(alpha),
             "lora_dropout": Self.decimal(dropout), "megatron_config": NSNull(), "megatron_core": "megatron.core", "modules_to_save": NSNull(),
             "peft_type": "LORA", "r": rank, "rank_pattern": [String: Any](), "revision": NSNull(),
-            "target_modules": LoRAProjection.allCases.map { String($0.modulePath.split(separator: ".").last!) }.sorted(),
+            "target_modules": LoRAProjection.allCases.map { $0.moduleName }.sorted(),
             "task_type": NSNull(), "use_dora": false, "use_rslora": false,
         ]
         let json = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])

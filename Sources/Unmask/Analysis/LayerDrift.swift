@@ -25,11 +25,11 @@ public enum LayerDrift {
             let batch = TokenBatch(leftPadding: [ids], padding: 0)
             let tokens = ids.count
             var causal = [[Float]](repeating: [], count: layers)
-            _ = model.forward(batch, pattern: AttentionPattern(causal: true, slidingWindow: model.config.slidingWindow), workspace: workspace,
+            _ = model.forward(batch, mode: .causal, workspace: workspace,
                               observer: ForwardObserver(layer: { layer, hidden in
                                   causal[layer] = Array(UnsafeBufferPointer(start: hidden, count: tokens * h))
                               }))
-            _ = model.forward(batch, pattern: AttentionPattern(causal: false, slidingWindow: model.config.slidingWindow), workspace: workspace,
+            _ = model.forward(batch, mode: .bidirectional, workspace: workspace,
                               observer: ForwardObserver(layer: { layer, hidden in
                                   for t in 0..<tokens {
                                       let similarity = cosine(causal[layer], t * h, hidden + t * h, h)

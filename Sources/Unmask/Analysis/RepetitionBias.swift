@@ -38,7 +38,7 @@ public enum RepetitionBias {
                 let repeated = min(textLength, length)..<length
                 var textMass = 0.0, allMass = 0.0
                 _ = model.forward(TokenBatch(leftPadding: [ids], padding: 0),
-                                  pattern: AttentionPattern(causal: encoder.options.attention == .causal, slidingWindow: model.config.slidingWindow),
+                                  mode: encoder.options.attention,
                                   workspace: workspace,
                                   observer: ForwardObserver(attention: { _, probabilities in
                                       for head in 0..<heads {

@@ -78,7 +78,11 @@ public struct Checkpoint: Sendable {
 
     /// The decoder; with `lmHead`, also the output projection for next-token logits.
     public func loadModel(lmHead: Bool = false) throws -> DecoderModel {
-        let weights = try DecoderWeights.load(from: tensors, config: config, configName: configName)
+        let weights: DecoderWeights
+        switch format {
+        case .huggingFace: weights = try DecoderWeights.load(from: tensors, config: config, configName: configName)
+        case let .gguf(gguf): weights = try gguf.loadModel().weights
+        }
         return DecoderModel(config: config, weights: weights, lmHead: lmHead ? try weights.lmHead(from: tensors, config: config, configName: configName) : nil)
     }
 

@@ -29,22 +29,22 @@ public struct InMemoryTensors: TensorSource, @unchecked Sendable {
             return WeightTensor(buffer: buffer, shape: shape)
         }
         var out = InMemoryTensors()
-        let h = c.hiddenSize, f = c.intermediateSize
-        out.set("model.embed_tokens.weight", tensor([c.vocabularySize, h], scale: 1))
+        let table = Architecture.of(c).tensors
+        // Norm factors near 1, stored as the architecture stores them.
+        let normCenter = 1 - table.hfNormOffset
+        out.set(TensorNameTable.embedding.hf, tensor([c.vocabularySize, c.hiddenSize], scale: 1))
         for i in 0..<c.layerCount {
-            let p = "model.layers.\(i)."
-            out.set(p + "input_layernorm.weight", tensor([h], around: 1, scale: 0.1))
-            out.set(p + "post_attention_layernorm.weight", tensor([h], around: 1, scale: 0.1))
-            for (name, rows, cols) in [("q_proj", c.qDim, h), ("k_proj", c.kvDim, h), ("v_proj", c.kvDim, h), ("o_proj", h, c.qDim)] {
-                out.set(p + "self_attn.\(name).weight", tensor([rows, cols]))
-                if c.attentionBias && (name != "o_proj" || c.modelType != "qwen2") { out.set(p + "self_attn.\(name).bias", tensor([rows])) }
-            }
-            for (name, rows, cols) in [("gate_proj", f, h), ("up_proj", f, h), ("down_proj", h, f)] {
-                out.set(p + "mlp.\(name).weight", tensor([rows, cols]))
-                if c.mlpBias { out.set(p + "mlp.\(name).bias", tensor([rows])) }
+            for role in table.layerTensors {
+                let shape = table.shape(role, config: c).shape
+                if role.isNorm {
+                    out.set(table.hfName(layer: i, role), tensor(shape, around: normCenter, scale: 0.1))
+                } else {
+                    out.set(table.hfName(layer: i, role), tensor(shape))
+                    if table.hasBias(role, config: c) { out.set(table.hfName(layer: i, role, bias: true), tensor([shape[0]])) }
+                }
             }
         }
-        out.set("model.norm.weight", tensor([h], around: 1, scale: 0.1))
+        out.set(TensorNameTable.finalNorm.hf, tensor([c.hiddenSize], around: normCenter, scale: 0.1))
         return out
     }
 }

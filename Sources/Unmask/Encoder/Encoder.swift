@@ -2,20 +2,31 @@ import Foundation
 import UnmaskKernels
 import UnmaskTokenizers
 
-/// A decoder LLM used as a text encoder the LLM2Vec way: optional bidirectional attention,
-/// instructions kept out of pooling, llm2vec's truncation and pooling rules.
+/// A decoder LLM used as a text encoder, in one of two input conventions:
+/// - the LLM2Vec way (any decoder folder or GGUF): optional bidirectional attention,
+///   instructions kept out of pooling, llm2vec's truncation and pooling rules;
+/// - the sentence-transformers way (a folder with modules.json: EmbeddingGemma, Qwen3-Embedding):
+///   the prompt prepended to the text and pooled as `1_Pooling` says, truncation at
+///   `max_seq_length`, then the Dense and Normalize modules, as `SentenceTransformer.encode` does.
 public final class Encoder: @unchecked Sendable {
     public let checkpoint: Checkpoint
     public let model: DecoderModel
     public let tokenizer: Tokenizer
     public let options: EncoderOptions
     public let adapters: [LoRAAdapter]
+    /// The model's sentence-transformers pipeline, when its folder has one.
+    public let sentenceTransformer: SentenceTransformerConfig?
+    /// Dense modules, normalization and Matryoshka truncation after pooling.
+    public private(set) var head: SentenceTransformerHead
+    /// The prompt prepended to inputs without an instruction of their own (sentence-transformers models).
+    public private(set) var defaultPrompt: String
     private let workspace = DecoderWorkspace()
     private let lock = NSLock()
 
     /// Loads `modelPath`, merges `adapterPaths` in order, and resolves options:
-    /// llm2vec defaults ← `llm2vec_config.json` (last adapter's, else the model's) ← `configure`.
-    /// `lmHead` also loads the output projection (MNTP training predicts tokens).
+    /// defaults (llm2vec's, or the sentence-transformers files') ← `llm2vec_config.json` (last
+    /// adapter's, else the model's) ← `configure`. `lmHead` also loads the output projection
+    /// (MNTP training predicts tokens).
     public init(modelPath: String, adapterPaths: [String] = [], lmHead: Bool = false, configure: (inout EncoderOptions) -> Void = { _ in }) throws {
         checkpoint = try Checkpoint(path: modelPath)
         tokenizer = try checkpoint.loadTokenizer()
@@ -24,6 +35,12 @@ public final class Encoder: @unchecked Sendable {
         for adapter in adapters { try adapter.merge(into: model.weights) }
 
         var options = EncoderOptions()
+        var sentenceTransformer: SentenceTransformerConfig?
+        if let folder = checkpoint.folder, FileManager.default.fileExists(atPath: folder.appendingPathComponent("modules.json").path) {
+            let st = try SentenceTransformerConfig.load(folder: folder)
+            try Self.applyDefaults(of: st, config: model.config, to: &options, folder: folder)
+            sentenceTransformer = st
+        }
         let configFolder = adapterPaths.last.map { URL(fileURLWithPath: $0) } ?? checkpoint.folder
         if let llm2vecConfig = configFolder?.appendingPathComponent("llm2vec_config.json"),
            FileManager.default.fileExists(atPath: llm2vecConfig.path) {
@@ -34,6 +51,13 @@ public final class Encoder: @unchecked Sendable {
         if options.pooling == .bosToken, !tokenizer.addsBOS || tokenizer.bosTokenId == nil {
             throw UnmaskError.invalidInput(source: "options", reason: "bos-token pooling needs a tokenizer that adds a BOS token; this one adds none (use mean, weighted-mean, last-token or eos-token)")
         }
+        defaultPrompt = try Self.prompt(options, sentenceTransformer)
+        if sentenceTransformer != nil, options.pooling == .eosToken {
+            throw UnmaskError.invalidInput(source: "options", reason: "eos-token pooling is llm2vec's; a sentence-transformers model pools mean, weighted-mean, last-token or bos-token")
+        }
+        head = try SentenceTransformerHead(folder: checkpoint.folder ?? URL(fileURLWithPath: "."), config: sentenceTransformer ?? SentenceTransformerConfig(),
+                                           inputDimension: model.config.hiddenSize, normalize: options.normalize, dimensions: options.dimensions)
+        self.sentenceTransformer = sentenceTransformer
         self.options = options
     }
 
@@ -42,7 +66,60 @@ public final class Encoder: @unchecked Sendable {
         tokenizer = other.tokenizer
         model = other.model
         adapters = other.adapters
+        sentenceTransformer = other.sentenceTransformer
+        head = other.head
+        defaultPrompt = other.defaultPrompt
         self.options = options
+    }
+
+    /// The same loaded model with options changed by `configure` (prompt, lengths, dimensions, …).
+    public convenience init(sharing other: Encoder, configure: (inout EncoderOptions) -> Void) throws {
+        var options = other.options
+        configure(&options)
+        try options.validate()
+        self.init(sharing: other, options: options)
+        if options.promptName != other.options.promptName || options.prompt != other.options.prompt {
+            defaultPrompt = try Self.prompt(options, sentenceTransformer)
+        }
+        head = try other.head.with(dimensions: options.dimensions, normalize: options.normalize,
+                                   modelNormalizes: sentenceTransformer?.normalize ?? false)
+    }
+
+    /// What a sentence-transformers folder sets: pooling, `max_seq_length`, whether the prompt is
+    /// pooled, and the attention the model was trained with (causal unless its config says
+    /// `use_bidirectional_attention`).
+    private static func applyDefaults(of st: SentenceTransformerConfig, config: DecoderConfig, to options: inout EncoderOptions, folder: URL) throws {
+        let poolingFile = folder.appendingPathComponent("modules.json").path
+        guard st.pooling.count == 1 else {
+            throw UnmaskError.invalidField(file: poolingFile, field: "Pooling", expected: "one pooling mode for a decoder model, got \(st.pooling.map(\.rawValue).joined(separator: "+"))")
+        }
+        switch st.pooling[0] {
+        case .mean: options.pooling = .mean
+        case .weightedMean: options.pooling = .weightedMean
+        case .lastToken: options.pooling = .lastToken
+        case .cls: options.pooling = .bosToken
+        case .max, .meanSqrtLen:
+            throw UnmaskError.invalidField(file: poolingFile, field: "Pooling", expected: "mean, weightedmean, lasttoken or cls for a decoder model, got \(st.pooling[0].rawValue)")
+        }
+        options.attention = config.trainedBidirectional ? .bidirectional : .causal
+        options.maxLength = st.maxSequenceLength ?? config.maxPositionEmbeddings
+        options.skipInstruction = !st.includePrompt
+    }
+
+    /// The prompt of `--prompt`, else of `--prompt-name`, else the model's default prompt.
+    private static func prompt(_ options: EncoderOptions, _ st: SentenceTransformerConfig?) throws -> String {
+        if let prompt = options.prompt { return prompt }
+        guard let st else {
+            if let name = options.promptName {
+                throw UnmaskError.invalidInput(source: "options", reason: "--prompt-name \(name): this model has no config_sentence_transformers.json prompts; give --instruction instead")
+            }
+            return ""
+        }
+        guard let name = options.promptName ?? st.defaultPromptName else { return "" }
+        guard let text = st.prompts[name] else {
+            throw UnmaskError.invalidInput(source: "options", reason: "no prompt named '\(name)'; the model has \(st.prompts.keys.sorted().joined(separator: ", "))")
+        }
+        return text
     }
 
     /// The same loaded model with another attention mode: comparisons need not load it twice.
@@ -52,7 +129,7 @@ public final class Encoder: @unchecked Sendable {
         return Encoder(sharing: self, options: options)
     }
 
-    public var dimension: Int { model.config.hiddenSize }
+    public var dimension: Int { head.dimension }
 
     /// The id left padding uses (masked out of attention and pooling, so only its validity matters).
     public var paddingTokenId: Int32 { Int32(tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0) }
@@ -82,9 +159,11 @@ public final class Encoder: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let batch = TokenBatch(leftPadding: rows.map(\.ids), padding: paddingTokenId)
-        let pattern = AttentionPattern(causal: options.attention == .causal, slidingWindow: model.config.slidingWindow)
-        let hidden = model.forward(batch, pattern: pattern, workspace: workspace)
-        return rows.indices.map { pool(hidden, batch: batch, row: $0, pooledCount: rows[$0].pooledCount) }
+        let hidden = model.forward(batch, mode: options.attention, workspace: workspace)
+        var pooled: [Float] = []
+        pooled.reserveCapacity(rows.count * model.config.hiddenSize)
+        for row in rows.indices { pooled += pool(hidden, batch: batch, row: row, pooledCount: rows[row].pooledCount) }
+        return head.apply(pooled, count: rows.count)
     }
 
     /// Token ids as fed to the model, and how many trailing positions belong to the text.
@@ -107,16 +186,41 @@ public final class Encoder: @unchecked Sendable {
         return PreparedInput(ids: ids, pooledCount: ids.count, untruncatedLength: tokenIds.count)
     }
 
+    /// Which end of an over-long input `max_length` cuts: the reference tokenizers keep the
+    /// start; a server may keep the end (TEI's `truncation_direction: left`).
+    public enum Truncation: Sendable { case keepStart, keepEnd }
+
+    /// The input as the model's convention tokenizes it (see the type's documentation). Callers
+    /// that refuse over-long inputs compare `untruncatedLength` with `options.maxLength`.
+    public func prepare(_ input: EncoderInput, index: Int = 0, truncation: Truncation = .keepStart) throws -> PreparedInput {
+        guard let sentenceTransformer else { return try prepareLLM2Vec(input, index: index, truncation: truncation) }
+        // sentence-transformers prepends the prompt and strips the result; with include_prompt
+        // off, the prompt's tokens (BOS included, a trailing EOS not) are left out of pooling.
+        let prompt = input.instruction.isEmpty ? defaultPrompt : input.instruction
+        let textIds = encode(PythonString.strip(prompt + input.text))
+        let (ids, untruncated) = try framed(textIds, index: index, truncation: truncation)
+        var pooled = ids.count
+        if !sentenceTransformer.includePrompt, !prompt.isEmpty {
+            let promptLength = tokenizer.encode(prompt, addSpecialTokens: false).count + (tokenizer.addsBOS ? 1 : 0)
+            pooled = max(0, ids.count - promptLength)
+        }
+        return PreparedInput(ids: ids, pooledCount: pooled, untruncatedLength: untruncated)
+    }
+
     /// llm2vec's `_convert_to_str` + `prepare_for_tokenization` + `tokenize`, per input.
-    public func prepare(_ input: EncoderInput, index: Int = 0) throws -> PreparedInput {
+    private func prepareLLM2Vec(_ input: EncoderInput, index: Int, truncation: Truncation) throws -> PreparedInput {
         var text = input.text
         // doc_max_length: cut whole words in proportion until the text alone fits.
-        var textIds = encodeTruncated(text)
+        // The reference measures texts with its tokenizer truncating at max_length; the whole
+        // encoding is kept so that callers can truncate at the other end or refuse.
+        var fullTextIds = encode(text)
+        var textIds = fullTextIds.prefix(options.maxLength)
         while textIds.count > options.docMaxLength {
             let words = PythonString.split(text)
             let keep = Int(Double(words.count) * (Double(options.docMaxLength) / Double(textIds.count)))
             text = words.prefix(keep).joined(separator: " ")
-            textIds = encodeTruncated(text)
+            fullTextIds = encode(text)
+            textIds = fullTextIds.prefix(options.maxLength)
         }
         // llm2vec joins "<instruction.strip()> " and the text; for eos-token pooling it strips the
         // joined string and appends the family's EOS text, which then counts as part of the text.
@@ -124,14 +228,25 @@ public final class Encoder: @unchecked Sendable {
         if options.pooling == .eosToken {
             if instructionPart == " " { instructionPart = "" }
             text = PythonString.rstrip(text) + checkpoint.architecture.eosPoolingSuffix(model.config.nameOrPath)
-            textIds = encodeTruncated(text)
+            fullTextIds = encode(text)
+            textIds = fullTextIds.prefix(options.maxLength)
         }
-        let joinedIds = instructionPart.isEmpty ? textIds : tokenizer.encode(instructionPart + text, addSpecialTokens: false).map(Int32.init)
+        let joinedIds = instructionPart.isEmpty ? fullTextIds : encode(instructionPart + text)
+        let (ids, untruncatedLength) = try framed(joinedIds, index: index, truncation: truncation)
+        // Keeping the end keeps the text's last tokens, so all of its kept tokens are pooled.
+        let textCount = truncation == .keepStart ? textIds.count : fullTextIds.count
+        let pooled = options.skipInstruction ? min(textCount, ids.count) : ids.count
+        return PreparedInput(ids: ids, pooledCount: pooled, untruncatedLength: untruncatedLength)
+    }
+
+    /// The tokenizer's special tokens around `content`, cut to `max_length` as Hugging Face
+    /// tokenizers truncate (the content shortens, the special tokens stay); with the untruncated length.
+    private func framed(_ content: [Int32], index: Int, truncation: Truncation) throws -> (ids: [Int32], untruncatedLength: Int) {
         var ids: [Int32] = []
         let specials = (tokenizer.addsBOS ? 1 : 0) + (tokenizer.addsEOS ? 1 : 0)
-        let untruncatedLength = specials + joinedIds.count
+        let room = max(0, options.maxLength - specials)
         if tokenizer.addsBOS, let bos = tokenizer.bosTokenId { ids.append(Int32(bos)) }
-        ids.append(contentsOf: joinedIds.prefix(max(0, options.maxLength - specials)))
+        ids.append(contentsOf: truncation == .keepStart ? content.prefix(room) : content.suffix(room))
         if tokenizer.addsEOS, let eos = tokenizer.eosTokenId { ids.append(Int32(eos)) }
         ids = Array(ids.prefix(options.maxLength))
         guard !ids.isEmpty else {
@@ -141,17 +256,15 @@ public final class Encoder: @unchecked Sendable {
         if let bad = ids.first(where: { Int($0) >= vocabulary }) {
             throw UnmaskError.invalidInput(source: "input \(index + 1)", reason: "token id \(bad) from tokenizer.json is outside the model's vocab_size \(vocabulary)")
         }
-        let pooled = options.skipInstruction ? min(textIds.count, ids.count) : ids.count
-        return PreparedInput(ids: ids, pooledCount: pooled, untruncatedLength: untruncatedLength)
+        return (ids, specials + content.count)
     }
 
-    /// The text's tokens without special tokens, cut at max_length as the reference's tokenizer call does.
-    private func encodeTruncated(_ text: String) -> [Int32] {
-        tokenizer.encode(text, addSpecialTokens: false).prefix(options.maxLength).map(Int32.init)
+    private func encode(_ text: String) -> [Int32] {
+        tokenizer.encode(text, addSpecialTokens: false).map(Int32.init)
     }
 
     private func pool(_ hidden: UnsafePointer<Float>, batch: TokenBatch, row b: Int, pooledCount: Int) -> [Float] {
-        let h = dimension
+        let h = model.config.hiddenSize
         let valid = batch.valid[b]
         let rowStart = b * batch.length
         // With no text tokens llm2vec averages the whole row; we average the unpadded row, which is
@@ -177,10 +290,6 @@ public final class Encoder: @unchecked Sendable {
             let position = valid.first { batch.ids[rowStart + $0] == bos } ?? valid.lowerBound
             let state = hidden + (rowStart + position) * h
             for d in 0..<h { out[d] = state[d] }
-        }
-        if options.normalize {
-            let norm = out.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
-            if norm > 0 { out = out.map { Float(Double($0) / norm) } }
         }
         return out
     }

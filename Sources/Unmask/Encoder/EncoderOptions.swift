@@ -42,6 +42,12 @@ public struct EncoderOptions: Sendable, Equatable {
     public var skipInstruction = true
     public var normalize = false
     public var batchSize = 32
+    /// Sentence-transformers models: the prompt by name (`config_sentence_transformers.json`),
+    /// or its text; an input's own instruction wins over both.
+    public var promptName: String?
+    public var prompt: String?
+    /// Matryoshka: keep the first `dimensions` values (then normalize when the model does).
+    public var dimensions: Int?
 
     public init() {}
 
@@ -74,6 +80,7 @@ public struct EncoderOptions: Sendable, Equatable {
         guard maxLength >= 1 else { throw UnmaskError.invalidInput(source: "options", reason: "max length must be at least 1, got \(maxLength)") }
         guard docMaxLength >= 1 else { throw UnmaskError.invalidInput(source: "options", reason: "doc max length must be at least 1, got \(docMaxLength)") }
         guard batchSize >= 1 else { throw UnmaskError.invalidInput(source: "options", reason: "batch size must be at least 1, got \(batchSize)") }
+        if let dimensions, dimensions < 1 { throw UnmaskError.invalidInput(source: "options", reason: "dimensions must be at least 1, got \(dimensions)") }
     }
 }
 

@@ -1,16 +1,17 @@
 import Foundation
 import UnmaskKernels
 
-/// A GGUF model (llama.cpp's `llama` and `qwen2` architectures) served under Hugging Face tensor
-/// names with Hugging Face layouts, so `DecoderWeights.load` and the rest of Unmask read it like
-/// a safetensors checkpoint.
+/// A GGUF model (llama.cpp's architectures that have an Unmask `Architecture`: `llama`, `qwen2`,
+/// `qwen3`, `gemma3`) served under Hugging Face tensor names with Hugging Face layouts, through
+/// the architecture's name table, so `DecoderWeights.load` and the rest of Unmask read it like a
+/// safetensors checkpoint.
 ///
 /// llama.cpp's converter reorders the rows of `q_proj` / `k_proj` in `llama` files (each head's
 /// split-half RoPE layout becomes interleaved pairs); this source puts them back, so the shared
-/// HF-layout RoPE code applies unchanged. `qwen2` files keep the HF layout.
+/// HF-layout RoPE code applies unchanged. Other architectures keep the HF layout.
 public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
     /// GGUF `general.architecture` values this reader understands.
-    public static let supportedArchitectures = ["llama", "qwen2"]
+    public static var supportedArchitectures: [String] { Architecture.byGGUFName.keys.sorted() }
 
     public let file: GGUFFile
     public let architecture: Architecture
@@ -22,10 +23,10 @@ public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
         let file = try GGUFFile(path: path)
         self.file = file
         config = try GGUFCheckpoint.decoderConfig(from: file)
-        architecture = try Architecture.named(config.modelType, file: file.fileName)
+        architecture = Architecture.of(config)
         var map: [String: String] = [:]
         for info in file.tensors {
-            if let hf = GGUFCheckpoint.hfName(forGGUFName: info.name) { map[hf] = info.name }
+            if let hf = architecture.tensors.hfName(forGGUFName: info.name) { map[hf] = info.name }
         }
         hfToGGUF = map
         // Name a missing tensor the way the file would (DecoderWeights only knows HF names).
@@ -36,24 +37,21 @@ public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
 
     /// The GGUF tensors a decoder with `config` needs.
     public static func requiredTensorNames(_ config: DecoderConfig) -> [String] {
-        var names = ["token_embd.weight", "output_norm.weight"]
+        let table = Architecture.of(config).tensors
+        var names = [TensorNameTable.embedding.gguf, TensorNameTable.finalNorm.gguf]
         for i in 0..<config.layerCount {
-            for module in ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"] {
-                names.append("blk.\(i).\(module).weight")
-            }
-            if config.attentionBias {
-                for module in ["attn_q", "attn_k", "attn_v"] { names.append("blk.\(i).\(module).bias") }
-                if config.modelType != "qwen2" { names.append("blk.\(i).attn_output.bias") }
-            }
-            if config.mlpBias {
-                for module in ["ffn_gate", "ffn_up", "ffn_down"] { names.append("blk.\(i).\(module).bias") }
+            for tensor in table.layerTensors {
+                names.append(table.ggufName(layer: i, tensor))
+                if table.hasBias(tensor, config: config) { names.append(table.ggufName(layer: i, tensor, bias: true)) }
             }
         }
         return names
     }
 
+    /// GGUF files store norm weights as the factor the kernels use (llama.cpp's converter adds
+    /// Gemma's 1), so no offset applies.
     public func loadModel() throws -> DecoderModel {
-        DecoderModel(config: config, weights: try DecoderWeights.load(from: self, config: config, configName: "GGUF metadata"))
+        DecoderModel(config: config, weights: try DecoderWeights.load(from: self, config: config, normOffset: 0, configName: "GGUF metadata"))
     }
 
     // MARK: TensorSource (Hugging Face names)
@@ -68,7 +66,7 @@ public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
         guard let ggufName = hfToGGUF[name], let info = file.tensor(named: ggufName) else {
             throw UnmaskError.missingTensor(file: file.fileName, name: name)
         }
-        guard config.modelType == "llama", let heads = permutedHeadCount(hfName: name) else {
+        guard architecture.tensors.ggufPermutesQueryKey, let heads = permutedHeadCount(hfName: name) else {
             return try file.float32(ggufName)
         }
         let rows = info.shape.first ?? 1
@@ -91,34 +89,6 @@ public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
         if hfName.hasSuffix(".self_attn.q_proj.weight") || hfName.hasSuffix(".self_attn.q_proj.bias") { return config.headCount }
         if hfName.hasSuffix(".self_attn.k_proj.weight") || hfName.hasSuffix(".self_attn.k_proj.bias") { return config.kvHeadCount }
         return nil
-    }
-
-    // MARK: Names
-
-    private static let blockNames: [String: String] = [
-        "attn_norm": "input_layernorm",
-        "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-        "attn_output": "self_attn.o_proj",
-        "ffn_norm": "post_attention_layernorm",
-        "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
-    ]
-
-    /// The Hugging Face name of a GGUF tensor (`blk.3.attn_q.weight` → `model.layers.3.self_attn.q_proj.weight`),
-    /// or nil for tensors the decoder does not use (`rope_freqs.weight`, …).
-    public static func hfName(forGGUFName name: String) -> String? {
-        switch name {
-        case "token_embd.weight": return "model.embed_tokens.weight"
-        case "output_norm.weight": return "model.norm.weight"
-        case "output.weight": return "lm_head.weight"
-        default: break
-        }
-        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0] == "blk", let layer = Int(parts[1]), layer >= 0, String(layer) == parts[1],
-              let module = blockNames[String(parts[2])], parts[3] == "weight" || parts[3] == "bias"
-        else { return nil }
-        // Norms have weights only.
-        if module.hasSuffix("layernorm") && parts[3] != "weight" { return nil }
-        return "model.layers.\(layer).\(module).\(parts[3])"
     }
 
     // MARK: The Q/K permutation
@@ -172,7 +142,7 @@ public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
         guard let arch = archValue.string else {
             throw invalid("general.architecture", "a string, got \(archValue.typeName)")
         }
-        guard supportedArchitectures.contains(arch) else {
+        guard let architecture = Architecture.byGGUFName[arch] else {
             throw invalid("general.architecture", "one of \(supportedArchitectures.joined(separator: ", ")); architecture '\(ggufDisplayName(arch))' is not supported")
         }
 
@@ -243,15 +213,16 @@ public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
         let name = metadata["general.name"]?.string ?? ""
 
         var config = DecoderConfig(
-            modelType: arch, hiddenSize: hidden, intermediateSize: intermediate, layerCount: layers, headCount: heads,
+            modelType: architecture.modelType, hiddenSize: hidden, intermediateSize: intermediate, layerCount: layers, headCount: heads,
             kvHeadCount: kvHeads, headDim: headDim, vocabularySize: vocabulary, rmsNormEps: epsilon, ropeTheta: ropeTheta,
-            // Qwen2 always has q/k/v biases; llama files have them (and an o_proj bias) when
-            // converted from a model with attention_bias, MLP biases with mlp_bias.
-            ropeScaling: .none, attentionBias: arch == "qwen2" || file.tensor(named: "blk.0.attn_q.bias") != nil,
+            // Biases are there when the converted model had them (Qwen2's q/k/v always).
+            ropeScaling: .none, attentionBias: file.tensor(named: "blk.0.attn_q.bias") != nil,
             mlpBias: file.tensor(named: "blk.0.ffn_up.bias") != nil,
             tieWordEmbeddings: file.tensor(named: "output.weight") == nil, maxPositionEmbeddings: context,
             slidingWindow: nil, nameOrPath: name)
+        config.outputBias = file.tensor(named: "blk.0.attn_output.bias") != nil
         config.ropeScaling = try ropeScaling(file: file, arch: arch, config: config)
+        try architecture.ggufPlan?(&config, GGUFMetadataReader(file: file, arch: arch))
         try config.validate(file: fileName)
         return config
     }

@@ -1,15 +1,34 @@
 import Foundation
 
-/// One supported `model_type`: how to read its config.json and what llm2vec appends for
-/// `eos-token` pooling. The forward pass is shared; architectures differ only in configuration.
+/// One supported `model_type`, described in one file: how to read its config.json into the
+/// sizes and layer plan (`DecoderConfig`), its tensor names in both formats, its GGUF
+/// architecture name, and what llm2vec appends for `eos-token` pooling. The layer code is shared.
 public struct Architecture: Sendable {
     public let modelType: String
+    /// `general.architecture` of its GGUF files, when Unmask reads them.
+    public let ggufName: String?
+    public let tensors: TensorNameTable
     /// The text llm2vec appends before tokenizing for `eos_token` pooling, given `_name_or_path`.
     public let eosPoolingSuffix: @Sendable (_ nameOrPath: String) -> String
     let resolve: @Sendable (_ configJSON: Data, _ file: String) throws -> DecoderConfig
+    /// Completes a config read from GGUF metadata with what the common keys do not say (the
+    /// layer plan llama.cpp keeps in its own code or architecture-specific keys).
+    var ggufPlan: (@Sendable (_ config: inout DecoderConfig, _ metadata: GGUFMetadataReader) throws -> Void)? = nil
+
+    /// Every supported architecture; adding one means adding its file and its entry here.
+    static let registered: [Architecture] = [llama, mistral, qwen2, qwen3, gemma3]
 
     /// The registry, keyed by `model_type`.
-    public static let all: [String: Architecture] = Dictionary(uniqueKeysWithValues: [llama, mistral, qwen2].map { ($0.modelType, $0) })
+    public static let all: [String: Architecture] = Dictionary(uniqueKeysWithValues: registered.map { ($0.modelType, $0) })
+
+    /// The architectures with GGUF files, keyed by `general.architecture`.
+    public static let byGGUFName: [String: Architecture] = Dictionary(uniqueKeysWithValues: registered.compactMap { a in a.ggufName.map { ($0, a) } })
+
+    /// The architecture a resolved config belongs to.
+    public static func of(_ config: DecoderConfig) -> Architecture {
+        guard let architecture = all[config.modelType] else { preconditionFailure("no architecture registered for model_type \(config.modelType)") }
+        return architecture
+    }
 
     public static func named(_ modelType: String, file: String) throws -> Architecture {
         guard let architecture = all[modelType] else {

@@ -1,3 +1,5 @@
+import UnmaskKernels
+
 /// The keys every Llama-family `config.json` shares. Each architecture passes transformers' own
 /// defaults for them (they differ: Qwen2's vocabulary is 151936, Mistral's FFN is 14336, …).
 struct CommonConfig {
@@ -51,14 +53,16 @@ struct CommonConfig {
 
     /// The resolved hyperparameters; architecture-specific ones are filled in by the caller.
     func decoderConfig(modelType: String, kvHeads: Int, headDim: Int?, file: String) throws -> DecoderConfig {
-        guard hiddenAct == "silu" else {
-            throw UnmaskError.invalidField(file: file, field: "hidden_act", expected: "\"silu\", got \"\(hiddenAct)\"")
+        guard let activation = GatedActivation(huggingFaceName: hiddenAct) else {
+            throw UnmaskError.invalidField(file: file, field: "hidden_act", expected: "\"silu\" or \"gelu_pytorch_tanh\", got \"\(hiddenAct)\"")
         }
-        return DecoderConfig(
+        var config = DecoderConfig(
             modelType: modelType, hiddenSize: hiddenSize, intermediateSize: intermediateSize, layerCount: numHiddenLayers,
             headCount: numAttentionHeads, kvHeadCount: kvHeads,
             headDim: headDim ?? (numAttentionHeads > 0 ? hiddenSize / numAttentionHeads : 0),
             vocabularySize: vocabSize, rmsNormEps: rmsNormEps, ropeTheta: ropeTheta,
             tieWordEmbeddings: tieWordEmbeddings, maxPositionEmbeddings: maxPositionEmbeddings, nameOrPath: nameOrPath)
+        config.activation = activation
+        return config
     }
 }

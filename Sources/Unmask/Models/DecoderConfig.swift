@@ -1,7 +1,11 @@
 import Foundation
+import UnmaskKernels
 
 /// The hyperparameters the shared decoder needs, resolved from an architecture's own config
-/// (config.json today, GGUF metadata later), so the forward pass never looks at file formats.
+/// (config.json or GGUF metadata), so the forward pass never looks at file formats. Besides the
+/// sizes it holds the layer plan: where the norms sit, the MLP's activation, q/k norms, the
+/// attention scale, each layer's window and RoPE base, and the embedding scale. The defaults
+/// are Llama's; each architecture file sets what differs.
 public struct DecoderConfig: Sendable, Equatable {
     public var modelType: String
     public var hiddenSize: Int
@@ -21,6 +25,45 @@ public struct DecoderConfig: Sendable, Equatable {
     public var slidingWindow: Int?
     /// `_name_or_path`, which decides llm2vec's special cases.
     public var nameOrPath: String
+
+    // MARK: The layer plan
+
+    /// o_proj has a bias (Llama's `attention_bias` covers q, k, v and o; Qwen2's covers q, k, v).
+    public var outputBias: Bool
+    /// Norms only before attention and MLP (Llama), or also after each (Gemma's sandwich).
+    public var normPlacement: NormPlacement = .before
+    public var activation: GatedActivation = .silu
+    /// An RMSNorm over each query and key head before RoPE (Qwen3, Gemma 3).
+    public var queryKeyNorm = false
+    /// Scores are q·k times this; nil: 1/√head_dim (Gemma: 1/√query_pre_attn_scalar).
+    public var attentionScaleOverride: Float?
+    /// Token embeddings are multiplied by this (Gemma: √hidden_size); nil: not scaled.
+    public var embeddingScale: Float?
+    /// The layers that use `slidingWindow`; nil: all of them (Mistral, Qwen2).
+    public var slidingLayers: Set<Int>?
+    /// The RoPE base of sliding-window layers (Gemma 3's `rope_local_base_freq`); nil: `ropeTheta`.
+    public var localRopeTheta: Double?
+    /// How far a sliding window reaches on each side when attention is bidirectional.
+    public var bidirectionalWindow: BidirectionalWindow = .symmetric
+    /// The checkpoint was trained with bidirectional attention (`use_bidirectional_attention`,
+    /// EmbeddingGemma), so that is how it runs unless asked otherwise.
+    public var trainedBidirectional = false
+
+    public enum NormPlacement: String, Sendable {
+        case before, sandwich
+    }
+
+    public enum BidirectionalWindow: Sendable {
+        /// Keys within w positions on either side: flash-attention's window (w, w), Unmask's
+        /// convention for Mistral and Qwen2.
+        case symmetric
+        /// Keys less than w positions away, the bound of transformers' `_bidirectional_window_overlay`.
+        case symmetricExclusive
+        /// Gemma 3 with `use_bidirectional_attention`: transformers' config turns the window into
+        /// w // 2 + 1 ("exclusive bounds" for flash-attention) and the overlay keeps keys less than
+        /// that away, so keys within w // 2 on either side.
+        case halved
+    }
 
     public init(
         modelType: String, hiddenSize: Int, intermediateSize: Int, layerCount: Int, headCount: Int, kvHeadCount: Int,
@@ -45,10 +88,34 @@ public struct DecoderConfig: Sendable, Equatable {
         self.maxPositionEmbeddings = maxPositionEmbeddings
         self.slidingWindow = slidingWindow
         self.nameOrPath = nameOrPath
+        self.outputBias = attentionBias
     }
 
     public var qDim: Int { headCount * headDim }
     public var kvDim: Int { kvHeadCount * headDim }
+    public var attentionScale: Float { attentionScaleOverride ?? 1 / Float(headDim).squareRoot() }
+
+    /// Layer `layer`'s sliding window, or nil for full attention.
+    public func window(layer: Int) -> Int? {
+        guard let slidingWindow, slidingLayers?.contains(layer) ?? true else { return nil }
+        return slidingWindow
+    }
+
+    /// The keys layer `layer` lets a query see: the model owns its attention pattern, so every
+    /// caller (encoder, training, analyses) gets the configured windows.
+    public func attentionPattern(layer: Int, causal: Bool) -> AttentionPattern {
+        guard let w = window(layer: layer) else { return AttentionPattern(causal: causal) }
+        switch bidirectionalWindow {
+        case .symmetric: return AttentionPattern(causal: causal, slidingWindow: w)
+        case .symmetricExclusive: return AttentionPattern(causal: causal, before: w - 1, after: w - 1)
+        case .halved: return causal ? AttentionPattern(causal: true, slidingWindow: w) : AttentionPattern(causal: false, before: w / 2, after: w / 2)
+        }
+    }
+
+    /// The RoPE base of layer `layer`.
+    public func ropeTheta(layer: Int) -> Double {
+        window(layer: layer) != nil ? localRopeTheta ?? ropeTheta : ropeTheta
+    }
 
     /// Checks what the forward pass relies on; `file` names the config in errors.
     func validate(file: String) throws {
@@ -65,16 +132,27 @@ public struct DecoderConfig: Sendable, Equatable {
         try require(rmsNormEps > 0, "rms_norm_eps", "a positive number")
         try require(ropeTheta > 0, "rope_theta", "a positive number")
         try require((slidingWindow ?? 1) > 0, "sliding_window", "a positive integer or null")
+        try require(attentionScaleOverride.map { $0.isFinite && $0 > 0 } ?? true, "query_pre_attn_scalar", "a positive number")
+        try require((localRopeTheta ?? 1) > 0, "rope_local_base_freq", "a positive number")
+        try require(slidingLayers.map { $0.allSatisfy { (0..<layerCount).contains($0) } } ?? true, "layer_types", "one entry per layer")
     }
 
-    /// RoPE inverse frequencies, computed in float32 as transformers does, so the angles match
-    /// the reference to the last bit wherever possible.
-    public var inverseFrequencies: [Float] {
+    /// RoPE inverse frequencies of the full-attention layers.
+    public var inverseFrequencies: [Float] { inverseFrequencies(layer: nil) }
+
+    /// RoPE inverse frequencies of layer `layer` (nil: a full-attention layer), computed in
+    /// float32 as transformers does, so the angles match the reference to the last bit wherever
+    /// possible. Sliding layers with their own base (Gemma 3) use it unscaled, as transformers'
+    /// `rotary_emb_local` does.
+    public func inverseFrequencies(layer: Int?) -> [Float] {
         let half = headDim / 2
+        let local = layer.map { window(layer: $0) != nil && localRopeTheta != nil } ?? false
+        let base = local ? localRopeTheta! : ropeTheta
         var frequencies = (0..<half).map { i -> Float in
             let exponent = Float(2 * i) / Float(headDim)
-            return 1 / Float(Foundation.pow(ropeTheta, Double(exponent)))
+            return 1 / Float(Foundation.pow(base, Double(exponent)))
         }
+        if local { return frequencies }
         switch ropeScaling {
         case .none:
             break

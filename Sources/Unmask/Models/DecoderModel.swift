@@ -47,126 +47,95 @@ public struct ForwardObserver {
 }
 
 /// Buffers for one forward pass, grown on demand and reused across batches so the hot path never
-/// allocates. Not thread-safe: one workspace per concurrent forward.
+/// allocates (RoPE tables are remade when the batch shape changes). Not thread-safe: one
+/// workspace per concurrent forward.
 public final class DecoderWorkspace: @unchecked Sendable {
     /// MLP rows per chunk: bounds the [tokens, intermediate] activations for long batches while
     /// keeping products large enough for BLAS to run at full speed.
     static let mlpChunk = 1024
 
-    private(set) var tokenCapacity = 0
-    private(set) var lengthCapacity = 0
     var hidden = FloatBuffer(count: 0)
     var normed = FloatBuffer(count: 0)
-    var q = FloatBuffer(count: 0)
-    var k = FloatBuffer(count: 0)
-    var v = FloatBuffer(count: 0)
-    var attention = FloatBuffer(count: 0)
-    var gate = FloatBuffer(count: 0)
-    var up = FloatBuffer(count: 0)
-    var attentionScratch = FloatBuffer(count: 0)
-    var cos = FloatBuffer(count: 0)
-    var sin = FloatBuffer(count: 0)
-    var positions: [Int32] = []
+    var activations: LayerActivations?
+    var rotary: RotaryTables?
+    private var rotaryShape = (batch: 0, length: 0)
 
     public init() {}
 
-    func reserve(tokens: Int, length: Int, config c: DecoderConfig) {
-        if tokens > tokenCapacity {
-            tokenCapacity = tokens
+    func reserve(_ batch: TokenBatch, config c: DecoderConfig) -> (LayerActivations, RotaryTables) {
+        let tokens = batch.batch * batch.length
+        if tokens * c.hiddenSize > hidden.count {
             hidden = FloatBuffer(count: tokens * c.hiddenSize)
             normed = FloatBuffer(count: tokens * c.hiddenSize)
-            q = FloatBuffer(count: tokens * c.qDim)
-            k = FloatBuffer(count: tokens * c.kvDim)
-            v = FloatBuffer(count: tokens * c.kvDim)
-            attention = FloatBuffer(count: tokens * c.qDim)
-            let chunk = min(tokens, Self.mlpChunk)
-            gate = FloatBuffer(count: chunk * c.intermediateSize)
-            up = FloatBuffer(count: chunk * c.intermediateSize)
-            positions = [Int32](repeating: 0, count: tokens)
         }
-        if length > lengthCapacity {
-            lengthCapacity = length
-            attentionScratch = FloatBuffer(count: Attention.scratchCount(length: length))
+        if let a = activations, a.capacity >= tokens, a.lengthCapacity >= batch.length {
+            a.bind(batch)
+        } else {
+            let a = LayerActivations(config: c, capacity: max(tokens, activations?.capacity ?? 0),
+                                     length: max(batch.length, activations?.lengthCapacity ?? 0), loraRank: nil, mlpRows: Self.mlpChunk)
+            a.bind(batch)
+            activations = a
         }
+        if rotary == nil || rotaryShape != (batch.batch, batch.length) {
+            rotary = RotaryTables(config: c, batch: batch.batch, length: batch.length)
+            rotaryShape = (batch.batch, batch.length)
+        }
+        return (activations!, rotary!)
     }
 }
 
-/// The decoder stack shared by every supported architecture: embedding, then per layer
-/// RMSNorm → attention (GQA, RoPE, optional causal mask) → residual → RMSNorm → SwiGLU → residual,
-/// then the final norm. Returns the last hidden state, as `LlamaModel` / llm2vec's `...BiModel` do.
+/// The decoder stack shared by every supported architecture: the (scaled) embedding, then the
+/// layers of `DecoderLayer` as the config's plan wires them, then the final norm. Returns the
+/// last hidden state, as `LlamaModel` / llm2vec's `...BiModel` do.
 public final class DecoderModel: @unchecked Sendable {
     public let config: DecoderConfig
     public let weights: DecoderWeights
     /// The output projection, loaded only for next-token prediction.
     public let lmHead: WeightTensor?
-    private let inverseFrequencies: [Float]
+    let layers: [DecoderLayer]
 
     public init(config: DecoderConfig, weights: DecoderWeights, lmHead: WeightTensor? = nil) {
         self.config = config
         self.weights = weights
         self.lmHead = lmHead
-        self.inverseFrequencies = config.inverseFrequencies
+        layers = weights.layers.enumerated().map { DecoderLayer(index: $0.offset, config: config, weights: $0.element) }
+    }
+
+    /// The keys layer `layer` lets a query see in `mode`, windows included.
+    public func attentionPattern(layer: Int, mode: AttentionMode) -> AttentionPattern {
+        config.attentionPattern(layer: layer, causal: mode == .causal)
     }
 
     /// Runs the batch; the result, [batch·length, hidden_size], lives in `workspace` until its next use.
     /// An `observer` sees each layer's output and, if it asks, its attention probabilities.
-    public func forward(_ batch: TokenBatch, pattern: AttentionPattern, workspace ws: DecoderWorkspace,
+    public func forward(_ batch: TokenBatch, mode: AttentionMode, workspace ws: DecoderWorkspace,
                         observer: ForwardObserver? = nil) -> UnsafePointer<Float> {
         let c = config
         let tokens = batch.batch * batch.length
-        ws.reserve(tokens: tokens, length: batch.length, config: c)
-        fillRotaryTables(length: batch.length, workspace: ws)
-        for t in 0..<tokens { ws.positions[t] = Int32(t % batch.length) }
-
+        let (activations, rotary) = ws.reserve(batch, config: c)
         embeddingForward(ids: batch.ids, out: ws.hidden.pointer)
         let probabilities = observer?.attention != nil ? FloatBuffer(count: batch.batch * c.headCount * batch.length * batch.length) : nil
-        for (index, layer) in weights.layers.enumerated() {
-            layerForward(layer, batch: batch, pattern: pattern, workspace: ws, probabilities: probabilities?.pointer)
-            if let probabilities { observer?.attention?(index, UnsafePointer(probabilities.pointer)) }
-            observer?.layer?(index, UnsafePointer(ws.hidden.pointer))
+        for layer in layers {
+            layer.forward(ws.hidden.pointer, out: ws.hidden.pointer, act: activations, pattern: attentionPattern(layer: layer.index, mode: mode),
+                          rotary: rotary, lora: nil, probabilities: probabilities?.pointer)
+            if let probabilities { observer?.attention?(layer.index, UnsafePointer(probabilities.pointer)) }
+            observer?.layer?(layer.index, UnsafePointer(ws.hidden.pointer))
         }
         Kernels.rmsNorm(ws.hidden.pointer, weight: weights.norm.pointer, rows: tokens, dim: c.hiddenSize, eps: c.rmsNormEps, out: ws.normed.pointer)
         return UnsafePointer(ws.normed.pointer)
     }
 
-    // hidden[t, :] = embed_tokens[ids[t], :]
-    private func embeddingForward(ids: [Int32], out: UnsafeMutablePointer<Float>) {
+    /// hidden[t, :] = embed_tokens[ids[t], :] · embeddingScale
+    func embeddingForward(ids: [Int32], out: UnsafeMutablePointer<Float>) {
         let h = config.hiddenSize
         let table = weights.embedTokens.pointer
+        let scale = config.embeddingScale
         Parallel.chunks(ids.count, minimumPerChunk: 256) { _, range in
-            for t in range { (out + t * h).update(from: table + Int(ids[t]) * h, count: h) }
-        }
-    }
-
-    // hidden[T, H] ← hidden + attn(norm(hidden)); hidden ← hidden + mlp(norm(hidden))
-    private func layerForward(_ w: DecoderLayerWeights, batch: TokenBatch, pattern: AttentionPattern, workspace ws: DecoderWorkspace,
-                              probabilities: UnsafeMutablePointer<Float>?) {
-        let c = config
-        let tokens = batch.batch * batch.length
-        let h = c.hiddenSize, f = c.intermediateSize
-        Kernels.rmsNorm(ws.hidden.pointer, weight: w.inputLayernorm.pointer, rows: tokens, dim: h, eps: c.rmsNormEps, out: ws.normed.pointer)
-        linear(ws.normed.pointer, rows: tokens, w.qProj, out: ws.q.pointer)
-        linear(ws.normed.pointer, rows: tokens, w.kProj, out: ws.k.pointer)
-        linear(ws.normed.pointer, rows: tokens, w.vProj, out: ws.v.pointer)
-        ws.positions.withUnsafeBufferPointer { positions in
-            Kernels.rope(ws.q.pointer, tokens: tokens, heads: c.headCount, headDim: c.headDim, positions: positions.baseAddress!, cos: ws.cos.pointer, sin: ws.sin.pointer)
-            Kernels.rope(ws.k.pointer, tokens: tokens, heads: c.kvHeadCount, headDim: c.headDim, positions: positions.baseAddress!, cos: ws.cos.pointer, sin: ws.sin.pointer)
-        }
-        Attention.forward(q: ws.q.pointer, k: ws.k.pointer, v: ws.v.pointer, out: ws.attention.pointer,
-                          batch: batch.batch, length: batch.length, heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim,
-                          valid: batch.valid, pattern: pattern, scratch: ws.attentionScratch, probabilities: probabilities)
-        // The residual add rides on the product: hidden += attention · o_projᵀ.
-        linear(ws.attention.pointer, rows: tokens, w.oProj, out: ws.hidden.pointer, accumulate: true)
-
-        Kernels.rmsNorm(ws.hidden.pointer, weight: w.postAttentionLayernorm.pointer, rows: tokens, dim: h, eps: c.rmsNormEps, out: ws.normed.pointer)
-        var start = 0
-        while start < tokens {
-            let rows = min(DecoderWorkspace.mlpChunk, tokens - start)
-            linear(ws.normed.pointer + start * h, rows: rows, w.gateProj, out: ws.gate.pointer)
-            linear(ws.normed.pointer + start * h, rows: rows, w.upProj, out: ws.up.pointer)
-            Kernels.siluMul(gate: ws.gate.pointer, up: ws.up.pointer, out: ws.gate.pointer, count: rows * f)
-            linear(ws.gate.pointer, rows: rows, w.downProj, out: ws.hidden.pointer + start * h, accumulate: true)
-            start += rows
+            for t in range {
+                let row = out + t * h
+                row.update(from: table + Int(ids[t]) * h, count: h)
+                if let scale { for j in 0..<h { row[j] *= scale } }
+            }
         }
     }
 
@@ -181,29 +150,4 @@ public final class DecoderModel: @unchecked Sendable {
         Kernels.linear(selected.pointer, rows: rows.count, inFeatures: h, weight: lmHead.pointer, outFeatures: vocabulary, bias: nil, out: out.pointer)
         return (0..<rows.count).map { Array(UnsafeBufferPointer(start: out.pointer + $0 * vocabulary, count: vocabulary)) }
     }
-
-    @inline(__always)
-    private func linear(_ x: UnsafePointer<Float>, rows: Int, _ layer: Linear, out: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
-        Kernels.linear(x, rows: rows, inFeatures: layer.inFeatures, weight: layer.weight.pointer, outFeatures: layer.outFeatures,
-                       bias: layer.bias.map { UnsafePointer($0.pointer) }, out: out, accumulate: accumulate)
-    }
-
-    /// cos/sin of position · frequency, the angle rounded to float32 first as transformers does.
-    private func fillRotaryTables(length: Int, workspace ws: DecoderWorkspace) {
-        let half = config.headDim / 2
-        if ws.cos.count < length * half {
-            ws.cos = FloatBuffer(count: length * half)
-            ws.sin = FloatBuffer(count: length * half)
-        }
-        for p in 0..<length {
-            for i in 0..<half {
-                let angle = Double(Float(p) * inverseFrequencies[i])
-                ws.cos[p * half + i] = Float(_cos(angle))
-                ws.sin[p * half + i] = Float(_sin(angle))
-            }
-        }
-    }
 }
-
-@inline(__always) private func _cos(_ x: Double) -> Double { Foundation.cos(x) }
-@inline(__always) private func _sin(_ x: Double) -> Double { Foundation.sin(x) }

@@ -1,3 +1,5 @@
+import UnmaskKernels
+
 /// A linear layer's weight [out, in] and optional bias [out].
 public struct Linear: Sendable {
     public let weight: WeightTensor
@@ -6,33 +8,70 @@ public struct Linear: Sendable {
     public var inFeatures: Int { weight.shape[1] }
 }
 
-/// One decoder block's weights, named after their Hugging Face modules.
+/// One decoder block's weights by role. Norm weights are the factors the kernels multiply by
+/// (Gemma's 1 + w already added); the norms an architecture lacks are nil.
 public struct DecoderLayerWeights: Sendable {
-    public let inputLayernorm: WeightTensor
+    public let attentionNorm: WeightTensor
+    public let queryNorm, keyNorm: WeightTensor?
+    public let attentionOutputNorm: WeightTensor?
+    public let mlpNorm: WeightTensor
+    public let mlpOutputNorm: WeightTensor?
     public let qProj, kProj, vProj, oProj: Linear
-    public let postAttentionLayernorm: WeightTensor
     public let gateProj, upProj, downProj: Linear
+
+    public func norm(_ tensor: LayerTensor) -> WeightTensor? {
+        switch tensor {
+        case .attentionNorm: attentionNorm
+        case .queryNorm: queryNorm
+        case .keyNorm: keyNorm
+        case .attentionOutputNorm: attentionOutputNorm
+        case .mlpNorm: mlpNorm
+        case .mlpOutputNorm: mlpOutputNorm
+        default: nil
+        }
+    }
+
+    public func linear(_ projection: LoRAProjection) -> Linear {
+        switch projection {
+        case .q: qProj
+        case .k: kProj
+        case .v: vProj
+        case .o: oProj
+        case .gate: gateProj
+        case .up: upProj
+        case .down: downProj
+        }
+    }
 
     /// The linear layers by PEFT's `target_modules` names.
     public var linears: [String: Linear] {
-        ["q_proj": qProj, "k_proj": kProj, "v_proj": vProj, "o_proj": oProj,
-         "gate_proj": gateProj, "up_proj": upProj, "down_proj": downProj]
+        Dictionary(uniqueKeysWithValues: LoRAProjection.allCases.map { ($0.moduleName, linear($0)) })
+    }
+
+    /// Every norm the layer has, by role.
+    public var norms: [(LayerTensor, WeightTensor)] {
+        LayerTensor.allCases.compactMap { t in norm(t).map { (t, $0) } }
     }
 }
 
-/// All weights of a Llama-family decoder, read by Hugging Face tensor names from any `TensorSource`.
+/// All weights of a decoder, read by Hugging Face tensor names (through the architecture's name
+/// table) from any `TensorSource`.
 public struct DecoderWeights: Sendable {
     public let embedTokens: WeightTensor
     public let layers: [DecoderLayerWeights]
     public let norm: WeightTensor
 
     /// Loads and shape-checks every tensor the encoder needs. Accepts both `model.`-prefixed names
-    /// (`LlamaForCausalLM` checkpoints) and bare ones (`LlamaModel` / llm2vec `...BiModel` saves).
-    /// `configName` says where the hyperparameters came from, for shape errors.
-    public static func load(from source: TensorSource, config c: DecoderConfig, configName: String = "config.json") throws -> DecoderWeights {
-        let prefix = source.info("model.embed_tokens.weight") != nil ? "model." : ""
-        func tensor(_ name: String, _ expected: [Int], _ because: @autoclosure () -> String) throws -> WeightTensor {
-            let full = prefix + name
+    /// (`*ForCausalLM` checkpoints) and bare ones (`LlamaModel` / llm2vec `...BiModel` saves).
+    /// `configName` says where the hyperparameters came from, for shape errors; `normOffset` is
+    /// added to norm weights (the architecture's `hfNormOffset` for safetensors, 0 for GGUF).
+    public static func load(from source: TensorSource, config c: DecoderConfig, normOffset: Float? = nil,
+                            configName: String = "config.json") throws -> DecoderWeights {
+        let table = Architecture.of(c).tensors
+        let offset = normOffset ?? table.hfNormOffset
+        let prefix = source.info(TensorNameTable.embedding.hf) != nil ? "model." : ""
+        func tensor(_ hfName: String, _ expected: [Int], _ because: @autoclosure () -> String) throws -> WeightTensor {
+            let full = prefix + hfName.dropPrefix("model.")
             guard let info = source.info(full) else {
                 throw UnmaskError.missingTensor(file: source.tensorNames.isEmpty ? "weights" : (source.info(source.tensorNames[0])?.file ?? "weights"), name: full)
             }
@@ -41,36 +80,47 @@ public struct DecoderWeights: Sendable {
             }
             return try source.float32(full)
         }
-        func linear(_ name: String, out: Int, in inFeatures: Int, bias: Bool, _ because: String) throws -> Linear {
-            Linear(weight: try tensor(name + ".weight", [out, inFeatures], because),
-                   bias: bias ? try tensor(name + ".bias", [out], because) : nil)
+        func norm(_ hfName: String, _ expected: [Int], _ because: String) throws -> WeightTensor {
+            let weight = try tensor(hfName, expected, because)
+            guard offset != 0 else { return weight }
+            let shifted = FloatBuffer(count: weight.count)
+            for i in 0..<weight.count { shifted[i] = weight.pointer[i] + offset }
+            return WeightTensor(buffer: shifted, shape: weight.shape)
         }
-        let h = c.hiddenSize, f = c.intermediateSize
-        let heads = "hidden_size=\(h), num_attention_heads=\(c.headCount), num_key_value_heads=\(c.kvHeadCount), head_dim=\(c.headDim)"
-        let embed = try tensor("embed_tokens.weight", [c.vocabularySize, h], "vocab_size=\(c.vocabularySize), hidden_size=\(h)")
+        let h = c.hiddenSize
+        let embed = try tensor(TensorNameTable.embedding.hf, [c.vocabularySize, h], "vocab_size=\(c.vocabularySize), hidden_size=\(h)")
         var layers: [DecoderLayerWeights] = []
         layers.reserveCapacity(c.layerCount)
         for i in 0..<c.layerCount {
-            let p = "layers.\(i)."
+            var norms: [LayerTensor: WeightTensor] = [:]
+            var linears: [LoRAProjection: Linear] = [:]
+            for role in table.layerTensors {
+                let (shape, because) = table.shape(role, config: c)
+                if let projection = role.projection {
+                    linears[projection] = Linear(
+                        weight: try tensor(table.hfName(layer: i, role), shape, because),
+                        bias: table.hasBias(role, config: c) ? try tensor(table.hfName(layer: i, role, bias: true), [shape[0]], because) : nil)
+                } else {
+                    norms[role] = try norm(table.hfName(layer: i, role), shape, because)
+                }
+            }
+            guard let attentionNorm = norms[.attentionNorm], let mlpNorm = norms[.mlpNorm], linears.count == LoRAProjection.allCases.count else {
+                preconditionFailure("\(c.modelType)'s name table lacks a pre-norm or a projection")
+            }
             layers.append(DecoderLayerWeights(
-                inputLayernorm: try tensor(p + "input_layernorm.weight", [h], "hidden_size=\(h)"),
-                qProj: try linear(p + "self_attn.q_proj", out: c.qDim, in: h, bias: c.attentionBias, heads),
-                kProj: try linear(p + "self_attn.k_proj", out: c.kvDim, in: h, bias: c.attentionBias, heads),
-                vProj: try linear(p + "self_attn.v_proj", out: c.kvDim, in: h, bias: c.attentionBias, heads),
-                oProj: try linear(p + "self_attn.o_proj", out: h, in: c.qDim, bias: c.attentionBias && c.modelType != "qwen2", heads),
-                postAttentionLayernorm: try tensor(p + "post_attention_layernorm.weight", [h], "hidden_size=\(h)"),
-                gateProj: try linear(p + "mlp.gate_proj", out: f, in: h, bias: c.mlpBias, "intermediate_size=\(f), hidden_size=\(h)"),
-                upProj: try linear(p + "mlp.up_proj", out: f, in: h, bias: c.mlpBias, "intermediate_size=\(f), hidden_size=\(h)"),
-                downProj: try linear(p + "mlp.down_proj", out: h, in: f, bias: c.mlpBias, "intermediate_size=\(f), hidden_size=\(h)")))
+                attentionNorm: attentionNorm, queryNorm: norms[.queryNorm], keyNorm: norms[.keyNorm],
+                attentionOutputNorm: norms[.attentionOutputNorm], mlpNorm: mlpNorm, mlpOutputNorm: norms[.mlpOutputNorm],
+                qProj: linears[.q]!, kProj: linears[.k]!, vProj: linears[.v]!, oProj: linears[.o]!,
+                gateProj: linears[.gate]!, upProj: linears[.up]!, downProj: linears[.down]!))
         }
-        let norm = try tensor("norm.weight", [h], "hidden_size=\(h)")
-        return DecoderWeights(embedTokens: embed, layers: layers, norm: norm)
+        let final = try norm(TensorNameTable.finalNorm.hf, [h], "hidden_size=\(h)")
+        return DecoderWeights(embedTokens: embed, layers: layers, norm: final)
     }
 
     /// Number of float32 values the encoder holds (embedding, norms, projections and biases).
     public var floatCount: Int {
         layers.reduce(embedTokens.count + norm.count) { total, layer in
-            total + layer.inputLayernorm.count + layer.postAttentionLayernorm.count
+            total + layer.norms.reduce(0) { $0 + $1.1.count }
                 + layer.linears.values.reduce(0) { $0 + $1.weight.count + ($1.bias?.count ?? 0) }
         }
     }
@@ -79,11 +129,15 @@ public struct DecoderWeights: Sendable {
     /// the checkpoint has no separate head, as tied GGUF files do). Only next-token prediction
     /// needs it, so encoders never load it.
     public func lmHead(from source: TensorSource, config c: DecoderConfig, configName: String = "config.json") throws -> WeightTensor {
-        guard !c.tieWordEmbeddings, let info = source.info("lm_head.weight") else { return embedTokens }
+        guard !c.tieWordEmbeddings, let info = source.info(TensorNameTable.lmHead.hf) else { return embedTokens }
         guard info.shape == [c.vocabularySize, c.hiddenSize] else {
-            throw UnmaskError.tensorShapeMismatch(file: info.file, name: "lm_head.weight", shape: info.shape,
+            throw UnmaskError.tensorShapeMismatch(file: info.file, name: TensorNameTable.lmHead.hf, shape: info.shape,
                                                   expected: [c.vocabularySize, c.hiddenSize], because: "from \(configName): vocab_size, hidden_size")
         }
-        return try source.float32("lm_head.weight")
+        return try source.float32(TensorNameTable.lmHead.hf)
     }
+}
+
+private extension String {
+    func dropPrefix(_ prefix: String) -> String { hasPrefix(prefix) ? String(dropFirst(prefix.count)) : self }
 }

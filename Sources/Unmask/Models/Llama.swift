@@ -26,13 +26,18 @@ struct LlamaConfig: Decodable {
 extension Architecture {
     static let llama = Architecture(
         modelType: "llama",
+        ggufName: "llama",
+        tensors: TensorNameTable(layer: TensorNameTable.llamaLayer, ggufPermutesQueryKey: true),
         eosPoolingSuffix: { name in name == "meta-llama/Meta-Llama-3-8B" ? "<|end_of_text|>" : " </s>" },
         resolve: { data, file in
             let c = try decodeConfig(LlamaConfig.self, from: data, file: file)
             var config = try c.common.decoderConfig(modelType: "llama", kvHeads: c.numKeyValueHeads ?? c.common.numAttentionHeads, headDim: nil, file: file)
             config.ropeScaling = try c.ropeScaling?.resolve(file: file) ?? .none
             config.attentionBias = c.attentionBias
+            config.outputBias = c.attentionBias
             config.mlpBias = c.mlpBias
             return config
-        })
+        },
+        // attention_bias covers o_proj too, so a file with q/k/v biases must have its o_proj bias.
+        ggufPlan: { config, _ in config.outputBias = config.attentionBias })
 }

@@ -24,6 +24,8 @@ struct MistralConfig: Decodable {
 extension Architecture {
     static let mistral = Architecture(
         modelType: "mistral",
+        ggufName: String?.none,
+        tensors: TensorNameTable(layer: TensorNameTable.llamaLayer),
         eosPoolingSuffix: { _ in " </s>" },
         resolve: { data, file in
             let c = try decodeConfig(MistralConfig.self, from: data, file: file)

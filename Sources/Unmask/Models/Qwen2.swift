@@ -24,11 +24,14 @@ struct Qwen2Config: Decodable {
 extension Architecture {
     static let qwen2 = Architecture(
         modelType: "qwen2",
+        ggufName: "qwen2",
+        tensors: TensorNameTable(layer: TensorNameTable.llamaLayer),
         eosPoolingSuffix: { _ in "<|endoftext|>" },
         resolve: { data, file in
             let c = try decodeConfig(Qwen2Config.self, from: data, file: file)
             var config = try c.common.decoderConfig(modelType: "qwen2", kvHeads: c.numKeyValueHeads, headDim: nil, file: file)
             config.attentionBias = true
+            config.outputBias = false
             config.slidingWindow = c.useSlidingWindow ? c.slidingWindow : nil
             return config
         })

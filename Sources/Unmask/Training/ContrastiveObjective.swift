@@ -76,19 +76,19 @@ public final class ContrastiveObjective: TrainingObjective {
         let queries = examples.map(\.query)
         let documents = examples.map(\.positive) + examples.compactMap(\.negative)
         let n = queries.count, m = documents.count
-        let pattern = AttentionPattern(causal: !options.bidirectional)
+        let mode: AttentionMode = options.bidirectional ? .bidirectional : .causal
         let querySide = Side(inputs: queries, microBatch: options.microBatchSize, padding: padding, seed: dropoutSeed.map { TrainingStream.querySide.seed($0) })
         let documentSide = Side(inputs: documents, microBatch: options.microBatchSize, padding: padding, seed: dropoutSeed.map { TrainingStream.documentSide.seed($0) })
         let keepTapes = gradients != nil && querySide.chunks.count == 1 && documentSide.chunks.count == 1
         let q = FloatBuffer(count: n * h), d = FloatBuffer(count: m * h)
-        let qTapes = querySide.embed(decoder, pattern: pattern, into: q, keepTapes: keepTapes)
-        let dTapes = documentSide.embed(decoder, pattern: pattern, into: d, keepTapes: keepTapes)
+        let qTapes = querySide.embed(decoder, mode: mode, into: q, keepTapes: keepTapes)
+        let dTapes = documentSide.embed(decoder, mode: mode, into: d, keepTapes: keepTapes)
         let dq = FloatBuffer(count: n * h), dd = FloatBuffer(count: m * h)
         let loss = Backward.contrastive(queries: q.pointer, documents: d.pointer, count: n, candidates: m, dim: h, scale: 1 / options.temperature,
                                         dQueries: dq.pointer, dDocuments: dd.pointer)
         if let gradients {
-            querySide.backward(decoder, pattern: pattern, dEmbeddings: dq, tapes: qTapes, into: gradients)
-            documentSide.backward(decoder, pattern: pattern, dEmbeddings: dd, tapes: dTapes, into: gradients)
+            querySide.backward(decoder, mode: mode, dEmbeddings: dq, tapes: qTapes, into: gradients)
+            documentSide.backward(decoder, mode: mode, dEmbeddings: dd, tapes: dTapes, into: gradients)
         }
         let accuracy = Self.topOneAccuracy(queries: q, documents: d, n: n, m: m, dim: h)
         let tokens = (queries + documents).reduce(0) { $0 + $1.ids.count }
@@ -135,11 +135,11 @@ public final class ContrastiveObjective: TrainingObjective {
             }
         }
 
-        func embed(_ decoder: LoRADecoder, pattern: AttentionPattern, into embeddings: FloatBuffer, keepTapes: Bool) -> [TrainingTape] {
+        func embed(_ decoder: LoRADecoder, mode: AttentionMode, into embeddings: FloatBuffer, keepTapes: Bool) -> [TrainingTape] {
             let h = decoder.model.config.hiddenSize
             var tapes: [TrainingTape] = []
             for chunk in chunks {
-                let (tape, pooled) = decoder.meanPooled(chunk.batch, pooling: chunk.pooling, pattern: pattern, dropoutSeed: chunk.seed)
+                let (tape, pooled) = decoder.meanPooled(chunk.batch, pooling: chunk.pooling, mode: mode, dropoutSeed: chunk.seed)
                 for (r, member) in chunk.members.enumerated() {
                     (embeddings.pointer + member * h).update(from: pooled.pointer + r * h, count: h)
                 }
@@ -148,10 +148,10 @@ public final class ContrastiveObjective: TrainingObjective {
             return tapes
         }
 
-        func backward(_ decoder: LoRADecoder, pattern: AttentionPattern, dEmbeddings: FloatBuffer, tapes: [TrainingTape], into gradients: LoRATensors) {
+        func backward(_ decoder: LoRADecoder, mode: AttentionMode, dEmbeddings: FloatBuffer, tapes: [TrainingTape], into gradients: LoRATensors) {
             let h = decoder.model.config.hiddenSize
             for (c, chunk) in chunks.enumerated() {
-                let tape = c < tapes.count ? tapes[c] : decoder.forward(chunk.batch, pattern: pattern, dropoutSeed: chunk.seed)
+                let tape = c < tapes.count ? tapes[c] : decoder.forward(chunk.batch, mode: mode, dropoutSeed: chunk.seed)
                 let dPooled = FloatBuffer(count: chunk.members.count * h)
                 for (r, member) in chunk.members.enumerated() {
                     (dPooled.pointer + r * h).update(from: dEmbeddings.pointer + member * h, count: h)

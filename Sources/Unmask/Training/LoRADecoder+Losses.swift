@@ -33,12 +33,12 @@ extension LoRADecoder {
     /// only at their rows. Adds the LoRA gradients of loss / `gradientDivisor` into `gradients`
     /// (the divisor averages micro-batches of an accumulated step) and returns the loss.
     @discardableResult
-    public func mntp(_ batch: TokenBatch, labels: [Int32], pattern: AttentionPattern = AttentionPattern(causal: false),
+    public func mntp(_ batch: TokenBatch, labels: [Int32], mode: AttentionMode = .bidirectional,
                      dropoutSeed: UInt64? = nil, gradientDivisor: Int = 1, into gradients: LoRATensors) -> Float {
         let h = model.config.hiddenSize
         let targets = Self.mntpTargets(batch, labels: labels)
         guard !targets.isEmpty else { return 0 }
-        let tape = forward(batch, pattern: pattern, dropoutSeed: dropoutSeed)
+        let tape = forward(batch, mode: mode, dropoutSeed: dropoutSeed)
         let (selected, logits, vocabulary) = targetLogits(tape, targets: targets)
         let loss = targets.map(\.label).withUnsafeBufferPointer { t in
             Backward.crossEntropy(logits: logits.pointer, rows: targets.count, vocabulary: vocabulary, targets: t.baseAddress!,
@@ -52,11 +52,11 @@ extension LoRADecoder {
     }
 
     /// MNTP without gradients: the summed cross-entropy over the targets and the argmax prediction at each.
-    public func mntpEvaluate(_ batch: TokenBatch, labels: [Int32], pattern: AttentionPattern = AttentionPattern(causal: false))
+    public func mntpEvaluate(_ batch: TokenBatch, labels: [Int32], mode: AttentionMode = .bidirectional)
         -> (lossSum: Double, targets: [MNTPTarget], predictions: [Int32]) {
         let targets = Self.mntpTargets(batch, labels: labels)
         guard !targets.isEmpty else { return (0, [], []) }
-        let tape = forward(batch, pattern: pattern)
+        let tape = forward(batch, mode: mode)
         let (_, logits, vocabulary) = targetLogits(tape, targets: targets)
         let predictions = (0..<targets.count).map { j -> Int32 in
             let row = logits.pointer + j * vocabulary
@@ -72,10 +72,10 @@ extension LoRADecoder {
 
     /// Mean-pooled model outputs [batch, hidden] over `pooling[b]` (positions of row b; llm2vec's
     /// embed mask), with the tape for `backwardMeanPooled`.
-    public func meanPooled(_ batch: TokenBatch, pooling: [Range<Int>], pattern: AttentionPattern = AttentionPattern(causal: false),
+    public func meanPooled(_ batch: TokenBatch, pooling: [Range<Int>], mode: AttentionMode = .bidirectional,
                            dropoutSeed: UInt64? = nil) -> (tape: TrainingTape, pooled: FloatBuffer) {
         let h = model.config.hiddenSize
-        let tape = forward(batch, pattern: pattern, dropoutSeed: dropoutSeed)
+        let tape = forward(batch, mode: mode, dropoutSeed: dropoutSeed)
         let pooled = FloatBuffer(count: batch.batch * h)
         Backward.meanPoolForward(hidden: tape.output.pointer, batch: batch.batch, length: batch.length, dim: h, spans: pooling, pooled: pooled.pointer)
         return (tape, pooled)
@@ -95,13 +95,13 @@ extension LoRADecoder {
     /// gradients into `gradients`. The two sides draw independent dropout masks from `dropoutSeed`.
     @discardableResult
     public func contrastive(queries: TokenBatch, documents: TokenBatch, queryPooling: [Range<Int>]? = nil, documentPooling: [Range<Int>]? = nil,
-                            scale: Float = 20, pattern: AttentionPattern = AttentionPattern(causal: false), dropoutSeed: UInt64? = nil,
+                            scale: Float = 20, mode: AttentionMode = .bidirectional, dropoutSeed: UInt64? = nil,
                             into gradients: LoRATensors) -> Float {
         let h = model.config.hiddenSize
         let n = queries.batch, m = documents.batch
         let qSpans = queryPooling ?? queries.valid, dSpans = documentPooling ?? documents.valid
-        let (qTape, qPooled) = meanPooled(queries, pooling: qSpans, pattern: pattern, dropoutSeed: dropoutSeed)
-        let (dTape, dPooled) = meanPooled(documents, pooling: dSpans, pattern: pattern, dropoutSeed: dropoutSeed.map { ~$0 })
+        let (qTape, qPooled) = meanPooled(queries, pooling: qSpans, mode: mode, dropoutSeed: dropoutSeed)
+        let (dTape, dPooled) = meanPooled(documents, pooling: dSpans, mode: mode, dropoutSeed: dropoutSeed.map { ~$0 })
         let dq = FloatBuffer(count: n * h), dd = FloatBuffer(count: m * h)
         let loss = Backward.contrastive(queries: qPooled.pointer, documents: dPooled.pointer, count: n, candidates: m, dim: h, scale: scale,
                                         dQueries: dq.pointer, dDocuments: dd.pointer)

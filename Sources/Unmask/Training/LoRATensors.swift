@@ -1,36 +1,6 @@
 import Foundation
 import UnmaskKernels
 
-/// The seven projections of a decoder layer that carry LoRA, in PEFT's module names.
-public enum LoRAProjection: Int, CaseIterable, Sendable {
-    case q, k, v, o, gate, up, down
-
-    /// `self_attn.q_proj`, …, `mlp.down_proj`: the module path inside a layer, as Hugging Face names it.
-    public var modulePath: String {
-        switch self {
-        case .q: "self_attn.q_proj"
-        case .k: "self_attn.k_proj"
-        case .v: "self_attn.v_proj"
-        case .o: "self_attn.o_proj"
-        case .gate: "mlp.gate_proj"
-        case .up: "mlp.up_proj"
-        case .down: "mlp.down_proj"
-        }
-    }
-
-    func linear(_ w: DecoderLayerWeights) -> Linear {
-        switch self {
-        case .q: w.qProj
-        case .k: w.kProj
-        case .v: w.vProj
-        case .o: w.oProj
-        case .gate: w.gateProj
-        case .up: w.upProj
-        case .down: w.downProj
-        }
-    }
-}
-
 /// One LoRA pair (or its gradient): A [rank, in] and B [out, rank], PEFT's lora_A / lora_B.
 public final class LoRAPair: @unchecked Sendable {
     public let rank: Int, inFeatures: Int, outFeatures: Int
@@ -59,7 +29,7 @@ public final class LoRATensors: @unchecked Sendable {
 
     public convenience init(model: DecoderModel, rank: Int) {
         self.init(rank: rank, shapes: model.weights.layers.map { w in
-            LoRAProjection.allCases.map { p in (p.linear(w).inFeatures, p.linear(w).outFeatures) }
+            LoRAProjection.allCases.map { p in (w.linear(p).inFeatures, w.linear(p).outFeatures) }
         })
     }
 

@@ -7,7 +7,7 @@ import UnmaskKernels
 public final class MNTPObjective: TrainingObjective {
     public let data: MNTPData
     public let options: TrainingOptions
-    private let pattern: AttentionPattern
+    private let mode: AttentionMode
 
     public init(data: MNTPData, options: TrainingOptions) throws {
         guard !data.trainingBlocks.isEmpty else {
@@ -15,7 +15,7 @@ public final class MNTPObjective: TrainingObjective {
         }
         self.data = data
         self.options = options
-        pattern = AttentionPattern(causal: !options.bidirectional)
+        mode = options.bidirectional ? .bidirectional : .causal
     }
 
     public var summary: String {
@@ -29,7 +29,7 @@ public final class MNTPObjective: TrainingObjective {
         var loss = 0.0
         for (index, rows) in parts.enumerated() {
             let (tokens, labels) = Self.rows(rows, of: batch)
-            loss += Double(decoder.mntp(tokens, labels: labels, pattern: pattern, dropoutSeed: TrainingStream.dropout.seed(options.seed, step * parts.count + index),
+            loss += Double(decoder.mntp(tokens, labels: labels, mode: mode, dropoutSeed: TrainingStream.dropout.seed(options.seed, step * parts.count + index),
                                         gradientDivisor: parts.count, into: gradients))
         }
         return StepResult(loss: loss / Double(parts.count), tokens: batch.tokens.ids.count)
@@ -42,7 +42,7 @@ public final class MNTPObjective: TrainingObjective {
         var blocks = 0
         for batch in batches where blocks < options.evalLimit {
             blocks += batch.tokens.batch
-            let result = decoder.mntpEvaluate(batch.tokens, labels: batch.labels, pattern: pattern)
+            let result = decoder.mntpEvaluate(batch.tokens, labels: batch.labels, mode: mode)
             lossSum += result.lossSum
             accuracy.add(predictions: result.predictions, targets: result.targets)
         }

@@ -31,7 +31,7 @@ extension Trainer {
         var options = requested
         if let path = inputs.initialAdapter {
             let adapter = try LoRAAdapter(directory: path)
-            guard Set(adapter.targetModules) == Set(LoRAProjection.allCases.map { String($0.modulePath.split(separator: ".").last!) }) else {
+            guard Set(adapter.targetModules) == Set(LoRAProjection.allCases.map { $0.moduleName }) else {
                 throw UnmaskError.invalidAdapter(path: path, reason: "target_modules \(adapter.targetModules): training continues adapters on q, k, v, o, gate, up and down_proj")
             }
             options.rank = adapter.rank

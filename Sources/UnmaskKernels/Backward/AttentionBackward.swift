@@ -17,13 +17,13 @@ extension Backward {
         dOut: UnsafePointer<Float>,
         dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
         batch: Int, length: Int, heads: Int, kvHeads: Int, headDim: Int,
-        valid: [Range<Int>], pattern: AttentionPattern,
+        valid: [Range<Int>], pattern: AttentionPattern, scale: Float? = nil,
         probabilities: UnsafePointer<Float>?, scratch: FloatBuffer, dropout: Dropout? = nil
     ) {
         precondition(valid.count == batch && heads % kvHeads == 0)
         let qStride = heads * headDim, kvStride = kvHeads * headDim
         let group = heads / kvHeads
-        let scale = 1 / Float(headDim).squareRoot()
+        let scale = scale ?? 1 / Float(headDim).squareRoot()
         let square = length * length
         let perWorker = probabilities == nil || dropout != nil ? 2 * square : square
         let workers = Parallel.coreCount
