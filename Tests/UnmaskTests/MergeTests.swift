@@ -124,8 +124,9 @@ import UnmaskTestSupport
         try expectSameEmbeddings(merged: output.path, base: base, adapters: adapters, inputs: inputs)
     }
 
-    /// Tied embeddings write no lm_head, biases are kept, and sharded F16 weights become one file.
-    @Test(arguments: ["qwen2-bias-f32", "mistral-f16-sharded", "smollm-f32"])
+    /// Tied embeddings write no lm_head, biases are kept, sharded F16 weights become one file, and
+    /// norms go back in the architecture's own convention (Gemma's w for a 1 + w scale; q/k norms).
+    @Test(arguments: ["qwen2-bias-f32", "mistral-f16-sharded", "smollm-f32", "gemma3-tiny-f32", "qwen3-tiny-bf16"])
     func huggingFaceVariants(model: String) throws {
         let base = Fixtures.path("models", model)
         let config = try Checkpoint(path: base).config
@@ -136,6 +137,10 @@ import UnmaskTestSupport
         let file = try SafeTensorsFile(path: output.appendingPathComponent("model.safetensors").path)
         #expect(file.tensorNames.contains("lm_head.weight") == !config.tieWordEmbeddings)
         #expect(file.tensorNames.contains("model.layers.0.self_attn.q_proj.bias") == config.attentionBias)
+        let source = try Checkpoint(path: base).tensors
+        for name in source.tensorNames where name.hasSuffix("norm.weight") {
+            #expect(try file.float32(name).values == source.float32(name).values, "\(name)")
+        }
         expectSameWeights(try Checkpoint(path: output.path).loadModel().weights, try mergedInMemory(base, [adapter]).weights)
         try expectSameEmbeddings(merged: output.path, base: base, adapters: [adapter])
     }

@@ -5,10 +5,12 @@ import UnmaskTestSupport
 import UnmaskKernels
 
 /// Finite-difference checks of `LoRADecoder`'s gradients on a model with grouped-query attention,
-/// projection biases and tied embeddings (the Qwen2 fixture), in both attention modes.
+/// projection biases and tied embeddings (the Qwen2 fixture), in both attention modes; and on the
+/// Gemma 3 and Qwen3 fixtures, whose layers add sandwich norms, q/k norms, GELU-tanh, a custom
+/// attention scale, scaled embeddings and sliding windows shorter than the rows.
 final class TrainingGradientCheckTests: XCTestCase {
-    func makeDecoder() throws -> LoRADecoder {
-        let model = try Checkpoint(path: Fixtures.path("models", "qwen2-bias-f32")).loadModel(lmHead: true)
+    func makeDecoder(_ fixture: String = "qwen2-bias-f32") throws -> LoRADecoder {
+        let model = try Checkpoint(path: Fixtures.path("models", fixture)).loadModel(lmHead: true)
         let decoder = LoRADecoder(model: model, rank: 4, alpha: 8, seed: 3)
         var state: UInt64 = 11
         for layer in decoder.parameters.layers {
@@ -124,5 +126,23 @@ final class TrainingGradientCheckTests: XCTestCase {
         let kept = gradients(budget: 1 << 30), recomputed = gradients(budget: 0)
         XCTAssertLessThan(Compare.relativeL2(kept, recomputed), 1e-6)
         XCTAssertGreaterThan(kept.map(abs).max() ?? 0, 0)
+    }
+
+    func testGemma3AndQwen3GradientsMatchFiniteDifferences() throws {
+        for fixture in ["gemma3-tiny-f32", "qwen3-tiny-bf16"] {
+            let decoder = try makeDecoder(fixture)
+            XCTAssertNotNil(decoder.model.config.slidingWindow, fixture)
+            // Rows of 11 and 9 tokens against windows of 6 (bidirectional Gemma: 3 either side).
+            let batch = TokenBatch(leftPadding: [[5, 9, 17, 33, 40, 12, 71, 8, 90, 14, 22], [8, 4, 61, 7, 30, 51, 19, 6, 44]], padding: 0)
+            var labels = [Int32](repeating: -100, count: batch.ids.count)
+            labels[2] = 100; labels[6] = 7; labels[11 + 4] = 300; labels[11 + 9] = 12
+            let queries = TokenBatch(leftPadding: [[5, 9, 17, 23, 11, 7, 42, 3], [8, 4, 61, 7, 9, 13, 88, 31, 2, 15]], padding: 0)
+            let documents = TokenBatch(leftPadding: [[11, 12, 13, 14, 15, 16, 17, 18, 19], [21, 22, 23, 24, 25, 26, 27], [31, 32, 33, 34, 35, 36, 37, 38]], padding: 0)
+            for mode in [AttentionMode.bidirectional, .causal] {
+                let mntp = check(decoder) { decoder.mntp(batch, labels: labels, mode: mode, into: $0) }
+                let contrastive = check(decoder) { decoder.contrastive(queries: queries, documents: documents, mode: mode, into: $0) }
+                print("\(fixture) \(mode): worst finite-difference relative error MNTP \(mntp), contrastive \(contrastive)")
+            }
+        }
     }
 }

@@ -4,8 +4,9 @@ import UnmaskTestSupport
 @testable import Unmask
 import UnmaskKernels
 
-/// Loss and every LoRA gradient of the tiny Llama fixture against PyTorch + PEFT
-/// (fixtures from scripts/make_training_fixtures.py).
+/// Loss and every LoRA gradient against PyTorch + PEFT: the tiny Llama fixture (llm2vec on
+/// transformers 4.44.2, scripts/make_training_fixtures.py) and the tiny Gemma 3 and Qwen3 fixtures
+/// with their sliding windows (transformers 4.57.1, scripts/make_training_fixtures_new_arch.py).
 final class TrainingParityTests: XCTestCase {
     struct Batches: Decodable {
         struct MNTP: Decodable { let rows: [[Int32]]; let labels: [[Int32]]; let loss: Double }
@@ -18,17 +19,20 @@ final class TrainingParityTests: XCTestCase {
         let contrastive: Contrastive
     }
 
-    func load() throws -> (LoRADecoder, Batches) {
-        let batches = try JSONDecoder().decode(Batches.self, from: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("training", "batches.json"))))
-        let model = try Checkpoint(path: Fixtures.path("models", "llama2-bf16")).loadModel(lmHead: true)
-        let decoder = LoRADecoder(model: model, rank: batches.rank, alpha: batches.alpha)
-        try decoder.parameters.load(from: SafeTensorsFile(path: Fixtures.path("training", "lora.safetensors")))
+    /// (model fixture, folder of its training fixture under Tests/Fixtures/training).
+    static let setups = [("llama2-bf16", ""), ("gemma3-tiny-f32", "gemma3-tiny-f32"), ("qwen3-tiny-bf16", "qwen3-tiny-bf16")]
+
+    func load(_ model: String, _ folder: String) throws -> (LoRADecoder, Batches) {
+        let batches = try JSONDecoder().decode(Batches.self, from: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("training", folder, "batches.json"))))
+        let loaded = try Checkpoint(path: Fixtures.path("models", model)).loadModel(lmHead: true)
+        let decoder = LoRADecoder(model: loaded, rank: batches.rank, alpha: batches.alpha)
+        try decoder.parameters.load(from: SafeTensorsFile(path: Fixtures.path("training", folder, "lora.safetensors")))
         return (decoder, batches)
     }
 
     /// Worst relative error ‖g − g_ref‖ / ‖g_ref‖ over every LoRA tensor; fails above 1e-3.
     func compare(_ gradients: LoRATensors, reference file: String, model: DecoderModel) throws -> (Double, String) {
-        let reference = try SafeTensorsFile(path: Fixtures.path("training", file))
+        let reference = try SafeTensorsFile(path: file)
         var worst = (0.0, "")
         for l in 0..<model.config.layerCount {
             for p in LoRAProjection.allCases {
@@ -54,31 +58,35 @@ final class TrainingParityTests: XCTestCase {
     }
 
     func testMNTPLossAndGradientsMatchPEFT() throws {
-        let (decoder, batches) = try load()
-        let batch = TokenBatch(leftPadding: batches.mntp.rows, padding: batches.pad)
-        var labels = [Int32](repeating: -100, count: batch.ids.count)
-        for (b, row) in batches.mntp.labels.enumerated() {
-            let start = batch.length - row.count
-            for (j, label) in row.enumerated() { labels[b * batch.length + start + j] = label }
+        for (model, folder) in Self.setups {
+            let (decoder, batches) = try load(model, folder)
+            let batch = TokenBatch(leftPadding: batches.mntp.rows, padding: batches.pad)
+            var labels = [Int32](repeating: -100, count: batch.ids.count)
+            for (b, row) in batches.mntp.labels.enumerated() {
+                let start = batch.length - row.count
+                for (j, label) in row.enumerated() { labels[b * batch.length + start + j] = label }
+            }
+            let gradients = LoRATensors(model: decoder.model, rank: decoder.rank)
+            let loss = decoder.mntp(batch, labels: labels, into: gradients)
+            let lossError = abs(Double(loss) - batches.mntp.loss) / abs(batches.mntp.loss)
+            XCTAssertLessThanOrEqual(lossError, 1e-3)
+            let worst = try compare(gradients, reference: Fixtures.path("training", folder, "mntp_gradients.safetensors"), model: decoder.model)
+            print("\(model) MNTP loss \(loss) (reference \(batches.mntp.loss), relative error \(lossError)); worst gradient relative error \(worst.0) at \(worst.1)")
         }
-        let gradients = LoRATensors(model: decoder.model, rank: decoder.rank)
-        let loss = decoder.mntp(batch, labels: labels, into: gradients)
-        let lossError = abs(Double(loss) - batches.mntp.loss) / abs(batches.mntp.loss)
-        XCTAssertLessThanOrEqual(lossError, 1e-3)
-        let worst = try compare(gradients, reference: "mntp_gradients.safetensors", model: decoder.model)
-        print("MNTP loss \(loss) (reference \(batches.mntp.loss), relative error \(lossError)); worst gradient relative error \(worst.0) at \(worst.1)")
     }
 
     func testContrastiveLossAndGradientsMatchPEFT() throws {
-        let (decoder, batches) = try load()
-        let queries = TokenBatch(leftPadding: batches.contrastive.queries, padding: batches.pad)
-        let documents = TokenBatch(leftPadding: batches.contrastive.documents, padding: batches.pad)
-        let gradients = LoRATensors(model: decoder.model, rank: decoder.rank)
-        let loss = decoder.contrastive(queries: queries, documents: documents, scale: batches.scale, into: gradients)
-        let lossError = abs(Double(loss) - batches.contrastive.loss) / abs(batches.contrastive.loss)
-        XCTAssertLessThanOrEqual(lossError, 1e-3)
-        let worst = try compare(gradients, reference: "contrastive_gradients.safetensors", model: decoder.model)
-        print("Contrastive loss \(loss) (reference \(batches.contrastive.loss), relative error \(lossError)); worst gradient relative error \(worst.0) at \(worst.1)")
+        for (model, folder) in Self.setups {
+            let (decoder, batches) = try load(model, folder)
+            let queries = TokenBatch(leftPadding: batches.contrastive.queries, padding: batches.pad)
+            let documents = TokenBatch(leftPadding: batches.contrastive.documents, padding: batches.pad)
+            let gradients = LoRATensors(model: decoder.model, rank: decoder.rank)
+            let loss = decoder.contrastive(queries: queries, documents: documents, scale: batches.scale, into: gradients)
+            let lossError = abs(Double(loss) - batches.contrastive.loss) / abs(batches.contrastive.loss)
+            XCTAssertLessThanOrEqual(lossError, 1e-3)
+            let worst = try compare(gradients, reference: Fixtures.path("training", folder, "contrastive_gradients.safetensors"), model: decoder.model)
+            print("\(model) contrastive loss \(loss) (reference \(batches.contrastive.loss), relative error \(lossError)); worst gradient relative error \(worst.0) at \(worst.1)")
+        }
     }
 
     /// Gradients add up across calls (micro-batch accumulation) and B = 0 gives the base model's output.

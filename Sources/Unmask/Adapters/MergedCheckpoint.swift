@@ -36,7 +36,7 @@ public enum MergedCheckpoint {
             }
             switch checkpoint.format {
             case .huggingFace:
-                let tensors = try huggingFaceTensors(decoder.weights, config: checkpoint.config, lmHead: untiedLMHead(checkpoint, decoder.weights))
+                let tensors = try huggingFaceTensors(decoder.weights, config: checkpoint.config, source: checkpoint.tensors, lmHead: untiedLMHead(checkpoint, decoder.weights))
                 try staging.stage(plan.modelFile) { try writeSafeTensors(tensors, metadata: ["format": "pt"], into: $0) }
             case let .gguf(gguf):
                 try staging.stage(plan.modelFile) { try writeGGUF(gguf, merged: decoder.weights, into: $0) }
@@ -57,15 +57,19 @@ public enum MergedCheckpoint {
         return try weights.lmHead(from: checkpoint.tensors, config: checkpoint.config)
     }
 
-    /// Every decoder tensor under the name `*ForCausalLM.save_pretrained` gives it, norms back in
-    /// the architecture's stored convention (Gemma's w rather than 1 + w).
-    static func huggingFaceTensors(_ weights: DecoderWeights, config: DecoderConfig, lmHead: WeightTensor?) -> [(name: String, tensor: WeightTensor)] {
+    /// Every decoder tensor under the name `*ForCausalLM.save_pretrained` gives it. Norms, which no
+    /// adapter changes, are the source's own values where its convention differs from the kernels'
+    /// (Gemma stores w for a 1 + w scale, and (1 + w) − 1 need not round back to w).
+    static func huggingFaceTensors(_ weights: DecoderWeights, config: DecoderConfig, source: TensorSource,
+                                   lmHead: WeightTensor?) throws -> [(name: String, tensor: WeightTensor)] {
         let table = Architecture.of(config).tensors
-        func stored(_ norm: WeightTensor) -> WeightTensor {
+        let prefix = source.info(TensorNameTable.embedding.hf) != nil ? "" : "model."
+        func stored(_ norm: WeightTensor, _ name: String) throws -> WeightTensor {
             guard table.hfNormOffset != 0 else { return norm }
-            return WeightTensor(shape: norm.shape, values: (0..<norm.count).map { norm.pointer[$0] - table.hfNormOffset })
+            return try source.float32(prefix.isEmpty ? name : String(name.dropFirst(prefix.count)))
         }
-        var named: [(name: String, tensor: WeightTensor)] = [(TensorNameTable.embedding.hf, weights.embedTokens), (TensorNameTable.finalNorm.hf, stored(weights.norm))]
+        var named: [(name: String, tensor: WeightTensor)] = [(TensorNameTable.embedding.hf, weights.embedTokens),
+                                                             (TensorNameTable.finalNorm.hf, try stored(weights.norm, TensorNameTable.finalNorm.hf))]
         for (i, layer) in weights.layers.enumerated() {
             for tensor in table.layerTensors {
                 if let projection = tensor.projection {
@@ -73,7 +77,7 @@ public enum MergedCheckpoint {
                     named.append((table.hfName(layer: i, tensor), linear.weight))
                     if let bias = linear.bias { named.append((table.hfName(layer: i, tensor, bias: true), bias)) }
                 } else if let norm = layer.norm(tensor) {
-                    named.append((table.hfName(layer: i, tensor), stored(norm)))
+                    named.append((table.hfName(layer: i, tensor), try stored(norm, table.hfName(layer: i, tensor))))
                 }
             }
         }

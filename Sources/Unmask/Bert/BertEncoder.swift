@@ -9,7 +9,8 @@ import UnmaskTokenizers
 /// Settings: the model's sentence-transformers files give pooling, normalization and the maximum
 /// length; `configure` may then change `maxLength`, `batchSize`, `pooling` (mean, weighted-mean,
 /// last-token, and bos-token meaning [CLS]) and turn `normalize` on (it cannot turn the model's
-/// own Normalize module off). `attention` (always bidirectional), `docMaxLength` and
+/// own Normalize module off); the folder's Dense modules apply after pooling, and `dimensions`
+/// truncates the result (Matryoshka). `attention` (always bidirectional), `docMaxLength` and
 /// `skipInstruction` do not apply; instructions are ignored (MiniLM's model card has none).
 public final class BertEncoder: TextEmbedder, @unchecked Sendable {
     public let model: BertModel
@@ -19,6 +20,8 @@ public final class BertEncoder: TextEmbedder, @unchecked Sendable {
     /// The pooling actually used (the model's, unless `configure` chose another).
     public let pooling: [SentenceTransformerConfig.PoolingMode]
     public let normalize: Bool
+    /// The folder's Dense modules and Normalize after pooling, and Matryoshka truncation.
+    public let head: SentenceTransformerHead
     /// Tokens per input including [CLS] and [SEP]; longer inputs are truncated.
     public let maxLength: Int
     public let batchSize: Int
@@ -71,6 +74,8 @@ public final class BertEncoder: TextEmbedder, @unchecked Sendable {
             }
         }
         normalize = sentenceTransformer.normalize || options.normalize
+        head = try SentenceTransformerHead(folder: folder, config: sentenceTransformer, inputDimension: config.hiddenSize * pooling.count,
+                                           normalize: options.normalize, dimensions: options.dimensions)
         maxLength = options.maxLength
         batchSize = options.batchSize
         name = displayName ?? Self.displayName(folder)
@@ -94,7 +99,7 @@ public final class BertEncoder: TextEmbedder, @unchecked Sendable {
         return last == "model" ? folder.deletingLastPathComponent().lastPathComponent : last
     }
 
-    public var dimension: Int { model.config.hiddenSize * pooling.count }
+    public var dimension: Int { head.dimension }
 
     public var label: String {
         let modes = pooling.map(\.rawValue).joined(separator: "+")
@@ -143,10 +148,11 @@ public final class BertEncoder: TextEmbedder, @unchecked Sendable {
         }
         let valid = rows.map { 0..<$0.count }
         let hidden = model.forward(ids: ids, batch: rows.count, length: length, valid: valid)
-        return rows.indices.map { b in pool(hidden.pointer + b * length * model.config.hiddenSize, count: valid[b].count) }
+        let pooled = rows.indices.flatMap { b in pool(hidden.pointer + b * length * model.config.hiddenSize, count: valid[b].count) }
+        return head.apply(pooled, count: rows.count)
     }
 
-    /// sentence-transformers' Pooling (modes concatenated in its order), then Normalize.
+    /// sentence-transformers' Pooling (modes concatenated in its order); the head does the rest.
     private func pool(_ states: UnsafePointer<Float>, count n: Int) -> [Float] {
         let h = model.config.hiddenSize
         var out: [Float] = []
@@ -172,11 +178,6 @@ public final class BertEncoder: TextEmbedder, @unchecked Sendable {
                 for d in 0..<h { part[d] /= divisor }
             }
             out += part.map { Float($0) }
-        }
-        if normalize {
-            // torch.nn.functional.normalize: x / max(‖x‖, 1e-12).
-            let norm = max(out.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot(), 1e-12)
-            out = out.map { Float(Double($0) / norm) }
         }
         return out
     }

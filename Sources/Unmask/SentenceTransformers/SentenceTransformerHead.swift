@@ -5,7 +5,7 @@ import UnmaskKernels
 /// Normalize; and Matryoshka truncation to `dimensions`, before normalizing, so the shorter
 /// vector is unit length whenever the model's is.
 public final class SentenceTransformerHead: @unchecked Sendable {
-    struct DenseLayer {
+    struct DenseLayer: @unchecked Sendable {
         let weight: WeightTensor
         let bias: WeightTensor?
         let activation: SentenceTransformerConfig.Dense.Activation
@@ -57,7 +57,7 @@ public final class SentenceTransformerHead: @unchecked Sendable {
         normalize = config.normalize || extraNormalize
     }
 
-    private init(layers: [DenseLayer], normalize: Bool, fullDimension: Int, dimension: Int) {
+    init(layers: [DenseLayer], normalize: Bool, fullDimension: Int, dimension: Int) {
         self.layers = layers
         self.normalize = normalize
         self.fullDimension = fullDimension
@@ -73,26 +73,49 @@ public final class SentenceTransformerHead: @unchecked Sendable {
                                        dimension: dimensions ?? fullDimension)
     }
 
+    /// Whether the head changes pooled vectors beyond scaling them (training must back-propagate it).
+    public var hasDenseLayers: Bool { !layers.isEmpty }
+
     /// Applies the head to `count` pooled rows [count, inputDimension] → [count][dimension].
     public func apply(_ pooled: [Float], count: Int) -> [[Float]] {
-        var current = pooled
-        var width = count == 0 ? 0 : pooled.count / count
-        for layer in layers {
-            let out = layer.weight.shape[0]
-            var next = [Float](repeating: 0, count: count * out)
-            current.withUnsafeBufferPointer { x in
-                next.withUnsafeMutableBufferPointer { y in
-                    Kernels.linear(x.baseAddress!, rows: count, inFeatures: width, weight: layer.weight.pointer, outFeatures: out,
-                                   bias: layer.bias.map { UnsafePointer($0.pointer) }, out: y.baseAddress!)
-                }
-            }
-            if layer.activation == .tanh { next = next.map { Foundation.tanh($0) } }
-            current = next
-            width = out
-        }
+        let outputs = denseForward(FloatBuffer(pooled), count: count)
+        let last = outputs.last!, width = last.count / max(count, 1)
         return (0..<count).map { row in
-            Self.finish(Array(current[(row * width)..<((row + 1) * width)]), dimensions: dimension, normalize: normalize)
+            Self.finish(Array(UnsafeBufferPointer(start: last.pointer + row * width, count: width)), dimensions: dimension, normalize: normalize)
         }
+    }
+
+    // MARK: Dense modules, forward and backward
+
+    /// x [count, in] through every Dense module: [x, y₁, …, y_last], each y = act(x·Wᵀ + b).
+    public func denseForward(_ x: FloatBuffer, count: Int) -> [FloatBuffer] {
+        var outputs = [x]
+        for layer in layers {
+            let input = outputs.last!, out = layer.weight.shape[0]
+            let y = FloatBuffer(count: count * out)
+            Kernels.linear(input.pointer, rows: count, inFeatures: layer.weight.shape[1], weight: layer.weight.pointer, outFeatures: out,
+                           bias: layer.bias.map { UnsafePointer($0.pointer) }, out: y.pointer)
+            if layer.activation == .tanh { for i in 0..<y.count { y[i] = Foundation.tanh(y[i]) } }
+            outputs.append(y)
+        }
+        return outputs
+    }
+
+    /// Given dLoss/d(last output) [count, out], dLoss/dx [count, in] through the frozen modules
+    /// (tanh' = 1 − y²), from `denseForward`'s outputs.
+    public func denseBackward(_ dOut: FloatBuffer, outputs: [FloatBuffer], count: Int) -> FloatBuffer {
+        var gradient = dOut
+        for (index, layer) in layers.enumerated().reversed() {
+            if layer.activation == .tanh {
+                let y = outputs[index + 1]
+                for i in 0..<gradient.count { gradient[i] *= 1 - y[i] * y[i] }
+            }
+            let input = FloatBuffer(count: count * layer.weight.shape[1])
+            Backward.linear(dOut: gradient.pointer, rows: count, outFeatures: layer.weight.shape[0], weight: layer.weight.pointer,
+                            inFeatures: layer.weight.shape[1], dInput: input.pointer)
+            gradient = input
+        }
+        return gradient
     }
 
     /// Keeps the first `dimensions` values, then L2-normalizes when asked, as

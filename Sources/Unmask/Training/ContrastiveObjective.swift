@@ -10,7 +10,9 @@ public struct ContrastiveExample: Sendable {
 
 /// LLM2Vec's contrastive training (unsupervised SimCSE and supervised): mean-pooled embeddings,
 /// cross-entropy over cosine similarity / temperature, query i against every positive and hard
-/// negative of the step (target: its own positive).
+/// negative of the step (target: its own positive). A sentence-transformers model's Dense modules
+/// (EmbeddingGemma's 768→3072→768) sit between pooling and the loss, frozen, and the gradient
+/// flows back through them.
 ///
 /// The whole step is one contrastive batch however it is split into micro-batches: embeddings
 /// are first computed micro-batch by micro-batch, the loss and its gradient with respect to each
@@ -25,9 +27,12 @@ public final class ContrastiveObjective: TrainingObjective {
     public let padding: Int32
     /// SimCSE: queries and positives are the same text, told apart only by dropout.
     public let isSimCSE: Bool
+    /// The model's Dense modules after pooling, when it has any.
+    public let head: SentenceTransformerHead?
     private let sampler: EpochSampler
 
-    public init(examples: [ContrastiveExample], options: TrainingOptions, padding: Int32, isSimCSE: Bool) throws {
+    public init(examples: [ContrastiveExample], options: TrainingOptions, padding: Int32, isSimCSE: Bool,
+                head: SentenceTransformerHead? = nil) throws {
         var shuffled = examples
         var random = SplitMix64(seed: TrainingStream.heldOutSplit.seed(options.seed))
         random.shuffle(&shuffled)
@@ -40,6 +45,7 @@ public final class ContrastiveObjective: TrainingObjective {
         self.options = options
         self.padding = padding
         self.isSimCSE = isSimCSE
+        self.head = head.flatMap { $0.hasDenseLayers ? $0 : nil }
         sampler = EpochSampler(count: train.count, seed: TrainingStream.dataOrder.seed(options.seed))
     }
 
@@ -83,14 +89,20 @@ public final class ContrastiveObjective: TrainingObjective {
         let q = FloatBuffer(count: n * h), d = FloatBuffer(count: m * h)
         let qTapes = querySide.embed(decoder, mode: mode, into: q, keepTapes: keepTapes)
         let dTapes = documentSide.embed(decoder, mode: mode, into: d, keepTapes: keepTapes)
-        let dq = FloatBuffer(count: n * h), dd = FloatBuffer(count: m * h)
-        let loss = Backward.contrastive(queries: q.pointer, documents: d.pointer, count: n, candidates: m, dim: h, scale: 1 / options.temperature,
-                                        dQueries: dq.pointer, dDocuments: dd.pointer)
+        // Through the Dense modules, when the model has them: the loss sees their outputs.
+        let qOutputs = head?.denseForward(q, count: n) ?? [q], dOutputs = head?.denseForward(d, count: m) ?? [d]
+        let qEmbeddings = qOutputs.last!, dEmbeddings = dOutputs.last!
+        let dim = qEmbeddings.count / n
+        let dqOut = FloatBuffer(count: n * dim), ddOut = FloatBuffer(count: m * dim)
+        let loss = Backward.contrastive(queries: qEmbeddings.pointer, documents: dEmbeddings.pointer, count: n, candidates: m, dim: dim,
+                                        scale: 1 / options.temperature, dQueries: dqOut.pointer, dDocuments: ddOut.pointer)
         if let gradients {
+            let dq = head?.denseBackward(dqOut, outputs: qOutputs, count: n) ?? dqOut
+            let dd = head?.denseBackward(ddOut, outputs: dOutputs, count: m) ?? ddOut
             querySide.backward(decoder, mode: mode, dEmbeddings: dq, tapes: qTapes, into: gradients)
             documentSide.backward(decoder, mode: mode, dEmbeddings: dd, tapes: dTapes, into: gradients)
         }
-        let accuracy = Self.topOneAccuracy(queries: q, documents: d, n: n, m: m, dim: h)
+        let accuracy = Self.topOneAccuracy(queries: qEmbeddings, documents: dEmbeddings, n: n, m: m, dim: dim)
         let tokens = (queries + documents).reduce(0) { $0 + $1.ids.count }
         return (Double(loss), accuracy, tokens)
     }

@@ -64,17 +64,24 @@ extension Trainer {
                 let prepared = try encoder.prepare(EncoderInput(text), index: i)
                 return ContrastiveExample(query: prepared, positive: prepared, negative: nil)
             }
-            objective = try ContrastiveObjective(examples: examples, options: options, padding: encoder.paddingTokenId, isSimCSE: true)
+            objective = try ContrastiveObjective(examples: examples, options: options, padding: encoder.paddingTokenId, isSimCSE: true,
+                                                 head: encoder.head)
         case .supervised:
             let rows = try SupervisedRow.read(path: inputs.data)
+            // llm2vec: "<instruction>; <query>" with only the query pooled; documents bare. A
+            // sentence-transformers model takes a row's instruction as its query prompt, else its
+            // own "query" prompt, and its "document" prompt for documents, as it was trained.
+            let prompts = encoder.sentenceTransformer?.prompts
+            let documentPrompt = prompts?["document"] ?? ""
             let examples = try rows.enumerated().map { i, row -> ContrastiveExample in
-                // llm2vec: "<instruction>; <query>" with only the query pooled; documents bare.
-                let instruction = row.instruction.map { PythonString.strip($0) + ";" } ?? ""
+                let instruction = prompts != nil ? row.instruction ?? prompts?["query"] ?? ""
+                                                 : row.instruction.map { PythonString.strip($0) + ";" } ?? ""
                 return ContrastiveExample(query: try encoder.prepare(EncoderInput(row.query, instruction: instruction), index: i),
-                                          positive: try encoder.prepare(EncoderInput(row.positive), index: i),
-                                          negative: try row.negative.map { try encoder.prepare(EncoderInput($0), index: i) })
+                                          positive: try encoder.prepare(EncoderInput(row.positive, instruction: documentPrompt), index: i),
+                                          negative: try row.negative.map { try encoder.prepare(EncoderInput($0, instruction: documentPrompt), index: i) })
             }
-            objective = try ContrastiveObjective(examples: examples, options: options, padding: encoder.paddingTokenId, isSimCSE: false)
+            objective = try ContrastiveObjective(examples: examples, options: options, padding: encoder.paddingTokenId, isSimCSE: false,
+                                                 head: encoder.head)
         }
         log("data: \(inputs.data): \(objective.summary)")
         let output = URL(fileURLWithPath: inputs.output)
