@@ -56,7 +56,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "unmask",
-            dependencies: ["Unmask", "UnmaskServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Unmask", "UnmaskKernels", "UnmaskServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "unmask-bench", dependencies: ["Unmask", "UnmaskKernels", "UnmaskTokenizers"]),
         .target(name: "UnmaskTestSupport", dependencies: ["UnmaskKernels"], path: "Tests/UnmaskTestSupport"),

@@ -15,6 +15,8 @@ public enum UnmaskError: Error, CustomStringConvertible, Equatable {
     case invalidInput(source: String, reason: String)
     case tokenizer(String)
     case trainingDiverged(step: Int, what: String)
+    case nonFiniteTensor(file: String, name: String, index: Int, value: Float)
+    case nonFiniteEmbedding(input: Int)
 
     public var description: String {
         switch self {
@@ -44,6 +46,10 @@ public enum UnmaskError: Error, CustomStringConvertible, Equatable {
             return "\(source): \(reason)"
         case let .tokenizer(message):
             return message
+        case let .nonFiniteTensor(file, name, index, value):
+            return "\(file): tensor '\(name)' holds \(value) at element \(index); the weights are corrupt (every value must be finite)"
+        case let .nonFiniteEmbedding(input):
+            return "input \(input): the embedding has NaN or Inf values (the activations overflow float32); nothing was written"
         case let .trainingDiverged(step, what):
             return "training diverged at step \(step + 1): \(what); lower --learning-rate or check the data (the last checkpoint is kept)"
         }

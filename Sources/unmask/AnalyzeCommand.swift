@@ -25,7 +25,7 @@ struct AnalyzeCommand: ParsableCommand {
         var output: String?
 
         func write(_ name: String, markdown: String, svg: String) throws {
-            print(markdown)
+            try emit(markdown)
             guard let output else { return }
             let folder = URL(fileURLWithPath: output)
             do {

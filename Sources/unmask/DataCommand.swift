@@ -45,7 +45,7 @@ struct DataCommand: ParsableCommand {
             try reportingErrors {
                 let directory = dir.map { URL(fileURLWithPath: $0) } ?? DataPreparation.defaultDirectory
                 for task in try DataPreparation.loadTasks(dataDirectory: directory, names: nil) {
-                    print("\(task.spec.name)\t\(task.spec.type.rawValue)\t\(task.spec.family)\t\(task.size)")
+                    try emit("\(task.spec.name)\t\(task.spec.type.rawValue)\t\(task.spec.family)\t\(task.size)")
                 }
             }
         }

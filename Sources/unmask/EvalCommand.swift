@@ -22,6 +22,15 @@ struct EvaluationArguments: ParsableArguments {
     @Flag(help: "Do not read or write the embedding cache.")
     var noCache = false
 
+    /// Bad values are usage errors (exit 64): a non-positive limit or an empty task list would
+    /// otherwise "succeed" with nothing measured.
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
+        if let tasks, tasks.split(separator: ",").allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw ValidationError("--tasks names no task; give comma-separated task names (see `unmask data list`) or leave it out for all")
+        }
+    }
+
     func loadTasks() throws -> [EvalTask] {
         let names = tasks?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let directory = data.map { URL(fileURLWithPath: $0) } ?? DataPreparation.defaultDirectory
@@ -101,7 +110,7 @@ struct EvalCommand: ParsableCommand {
             let outcomes = try EvaluationRun.run([configuration], tasks: tasks, options: evaluation.options, output: output,
                                                  settings: settings, observer: EvaluationConsole.observer())
             try EvaluationRun.writeSingle(outcomes[0], output: output, command: EvaluationConsole.commandLine, settings: settings)
-            print(EvalReports.markdownTable(outcomes[0].results), terminator: "")
+            try emit(EvalReports.markdownTable(outcomes[0].results), terminator: "")
         }
     }
 }

@@ -27,7 +27,7 @@ struct InspectCommand: ParsableCommand {
             case let .linear(factor): rope = "linear ×\(factor)"
             case let .llama3(factor, low, high, original): rope = "llama3 factor \(factor), low \(low), high \(high), original \(original)"
             }
-            print("""
+            try emit("""
             architecture:   \(c.modelType)\(c.nameOrPath.isEmpty ? "" : " (\(c.nameOrPath))")
             parameters:     \(parameters.formatted()) (\(String(format: "%.1f", Double(parameters) / 1e6))M)
             dtypes:         \(dtypes.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))

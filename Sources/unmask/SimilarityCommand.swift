@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Unmask
+import UnmaskKernels
 
 struct SimilarityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,23 +13,31 @@ struct SimilarityCommand: ParsableCommand {
     @Option(help: "JSONL or .txt file of texts.")
     var input: String
 
+    /// Above this many texts the n × n matrix is left out (it grows with the square of the input)
+    /// and each text's nearest neighbours are printed instead.
+    static let largestMatrix = 32
+
     func run() throws {
         try reportingErrors {
             let inputs = try TextInputs.read(path: input, defaultInstruction: encoder.instruction)
             let modes = encoder.attention.map { [$0] } ?? [.causal, .bidirectional]
             let first = try encoder.makeEncoder(attention: modes[0])
-            var matrices: [[[Double]]] = []
+            var neighbours: [[[(index: Int, score: Double)]]] = []
+            try emit("model: \(first.checkpoint.path) (\(first.checkpoint.config.modelType), pooling \(first.options.pooling.rawValue))\n")
+            let showMatrix = inputs.count <= Self.largestMatrix
+            if !showMatrix {
+                try emit("\(inputs.count) texts: the similarity matrix is printed for at most \(Self.largestMatrix); each text's 3 nearest neighbours follow\n")
+            }
             for mode in modes {
-                let model = mode == modes[0] ? first : try first.withAttention(mode)
+                let model = mode == modes[0] ? first : first.withAttention(mode)
                 let embeddings = try model.encode(inputs)
-                matrices.append(embeddings.map { a in embeddings.map { b in Similarity.cosine(a, b) } })
+                if showMatrix {
+                    try emit("cosine similarity, \(mode.rawValue) attention")
+                    try emit(Similarity.matrix(embeddings.map { a in embeddings.map { b in Similarity.cosine(a, b) } }) + "\n")
+                }
+                neighbours.append(Similarity.nearest(embeddings, count: showMatrix ? 1 : 3))
             }
-            print("model: \(first.checkpoint.path) (\(first.checkpoint.config.modelType), pooling \(first.options.pooling.rawValue))\n")
-            for (mode, matrix) in zip(modes, matrices) {
-                print("cosine similarity, \(mode.rawValue) attention")
-                print(Similarity.matrix(matrix) + "\n")
-            }
-            print(Similarity.neighbours(matrices, modes: modes.map(\.rawValue), labels: inputs.map(\.text)))
+            try emit(Similarity.neighbours(neighbours, modes: modes.map(\.rawValue), labels: inputs.map(\.text)))
         }
     }
 }
@@ -50,14 +59,47 @@ enum Similarity {
         return lines.joined(separator: "\n")
     }
 
-    /// Each text's most similar other text under each attention mode.
-    static func neighbours(_ matrices: [[[Double]]], modes: [String], labels: [String]) -> String {
-        var lines = ["nearest neighbour (" + modes.joined(separator: " | ") + ")"]
+    /// Each text's `count` most similar other texts by cosine, best first: row blocks of the
+    /// normalized vectors' product through BLAS, so memory stays at a block × n whatever n is.
+    static func nearest(_ embeddings: [[Float]], count k: Int) -> [[(index: Int, score: Double)]] {
+        let n = embeddings.count, d = embeddings.first?.count ?? 0
+        guard n > 1, d > 0 else { return Array(repeating: [], count: n) }
+        let unit = FloatBuffer(count: n * d)
+        for (i, e) in embeddings.enumerated() {
+            let norm = e.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
+            for j in 0..<d { unit[i * d + j] = norm > 0 ? Float(Double(e[j]) / norm) : 0 }
+        }
+        let block = 256
+        let scores = FloatBuffer(count: min(block, n) * n)
+        var result: [[(index: Int, score: Double)]] = []
+        for start in stride(from: 0, to: n, by: block) {
+            let rows = min(block, n - start)
+            BLAS.sgemm(transposeA: false, transposeB: true, m: rows, n: n, k: d, a: unit.pointer + start * d, lda: d,
+                       b: unit.pointer, ldb: d, c: scores.pointer, ldc: n)
+            for r in 0..<rows {
+                var best: [(index: Int, score: Double)] = []
+                for j in 0..<n where j != start + r {
+                    let score = Double(scores[r * n + j])
+                    if best.count < k || score > best[best.count - 1].score {
+                        best.append((j, score))
+                        best.sort { $0.score > $1.score }
+                        if best.count > k { best.removeLast() }
+                    }
+                }
+                result.append(best)
+            }
+        }
+        return result
+    }
+
+    /// Each text's nearest other texts under each attention mode.
+    static func neighbours(_ nearest: [[[(index: Int, score: Double)]]], modes: [String], labels: [String]) -> String {
+        let many = (nearest.first?.first?.count ?? 1) > 1
+        var lines = ["nearest neighbour\(many ? "s" : "") (" + modes.joined(separator: " | ") + ")"]
         for i in labels.indices {
             var line = String(format: "%4d %@", i + 1, short(labels[i]).padding(toLength: 40, withPad: " ", startingAt: 0))
-            for matrix in matrices {
-                guard let j = labels.indices.filter({ $0 != i }).max(by: { matrix[i][$0] < matrix[i][$1] }) else { continue }
-                line += String(format: "  ->  %2d (%.3f)", j + 1, matrix[i][j])
+            for mode in nearest {
+                line += "  ->" + mode[i].map { String(format: "  %2d (%.3f)", $0.index + 1, $0.score) }.joined(separator: ",")
             }
             lines.append(line)
         }

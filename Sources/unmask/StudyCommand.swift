@@ -76,7 +76,7 @@ struct StudyCommand: ParsableCommand {
                                                  settings: settings, observer: EvaluationConsole.observer())
             let title = "Study: \((model as NSString).lastPathComponent)"
             try EvaluationRun.writeComparison(outcomes, output: output, title: title, command: EvaluationConsole.commandLine, settings: settings)
-            print(EvalReports.familyTable(outcomes.map { (name: $0.name, results: $0.results) }), terminator: "")
+            try emit(EvalReports.familyTable(outcomes.map { (name: $0.name, results: $0.results) }), terminator: "")
         }
     }
 }

@@ -5,7 +5,7 @@ import Unmask
 struct TokenizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tokenize", abstract: "Print token ids, as Hugging Face's tokenizer(text).input_ids.")
 
-    @Option(help: "Model folder holding tokenizer.json.")
+    @Option(help: "Model: a folder holding tokenizer.json, a .gguf file, or an installed model's name.")
     var model: String
 
     @Option(help: "JSONL with {\"text\"} a line, or a .txt file with one text a line; - for stdin.")
@@ -20,7 +20,11 @@ struct TokenizeCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let inputs = try TextInputs.read(path: input)
-            let tokenizer = try Checkpoint.loadTokenizer(directory: model)
+            // A folder needs only its tokenizer files; a GGUF file or a name goes through the checkpoint.
+            let path = try KnownModels.resolve(model)
+            var isDirectory: ObjCBool = false
+            let isFolder = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+            let tokenizer = isFolder ? try Checkpoint.loadTokenizer(directory: path) : try Checkpoint(path: path).loadTokenizer()
             var out = ""
             for input in inputs {
                 let ids = tokenizer.encode(input.text, addSpecialTokens: !noSpecialTokens)

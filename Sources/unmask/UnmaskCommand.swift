@@ -58,6 +58,14 @@ struct EncoderArguments: ParsableArguments {
         try Embedders.load(modelPath: model, adapterPaths: adapters) { configure(&$0, attention: nil) }
     }
 
+    /// Bad values are usage errors (exit 64), caught before any model loads.
+    func validate() throws {
+        if let maxLength, maxLength < 1 { throw ValidationError("--max-length must be at least 1, got \(maxLength)") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        if let dimensions, dimensions < 1 { throw ValidationError("--dimensions must be at least 1, got \(dimensions)") }
+        if promptName != nil, prompt != nil { throw ValidationError("give --prompt-name or --prompt, not both") }
+    }
+
     func configure(_ options: inout EncoderOptions, attention chosen: AttentionMode?) {
         if let mode = chosen ?? attention { options.attention = mode }
         if let pooling { options.pooling = pooling }
@@ -78,9 +86,29 @@ func reportingErrors(_ body: () throws -> Void) throws {
     }
 }
 
+/// Writes `data` to `path`, or to standard output without one. A file is written under a
+/// temporary name beside it and renamed into place, so a failed write (a full disk) leaves the old
+/// file as it was; a write error is one line naming the destination, never a crash.
 func writeOutput(_ data: Data, to path: String?) throws {
-    guard let path else { FileHandle.standardOutput.write(data); return }
-    do { try data.write(to: URL(fileURLWithPath: path)) } catch {
-        throw UnmaskError.unwritableFile(path: path, reason: error.localizedDescription)
+    guard let path else { return try writeStandardOutput(data) }
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw UnmaskError.unwritableFile(path: path, reason: "it is a directory; give a file name")
     }
+    do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+        throw UnmaskError.unwritableFile(path: path, reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
+    }
+}
+
+/// Standard output through a checked write: `print` and `FileHandle.write(_:)` lose or trap on
+/// errors (a closed pipe, /dev/full).
+func writeStandardOutput(_ data: Data) throws {
+    do { try FileHandle.standardOutput.write(contentsOf: data) } catch {
+        throw UnmaskError.unwritableFile(path: "standard output", reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
+    }
+}
+
+/// `print` for command results: a line on standard output that fails loudly.
+func emit(_ text: String, terminator: String = "\n") throws {
+    try writeStandardOutput(Data((text + terminator).utf8))
 }

@@ -39,3 +39,19 @@ public enum SafeTensorsWriter {
         return data
     }
 }
+
+extension SafeTensorsWriter {
+    /// Every tensor of an F32 safetensors file, in file order: for tests that rewrite a fixture.
+    public static func readF32(_ path: String) throws -> [(name: String, shape: [Int], floats: [Float])] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let headerLength = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + headerLength))) as! [String: Any]
+        let payload = data.subdata(in: (8 + headerLength)..<data.count)
+        return header.compactMap { name, value -> (String, [Int], [Float], Int)? in
+            guard let entry = value as? [String: Any], entry["dtype"] as? String == "F32" else { return nil }
+            let offsets = entry["data_offsets"] as! [Int]
+            let floats = payload.subdata(in: offsets[0]..<offsets[1]).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            return (name, entry["shape"] as! [Int], floats, offsets[0])
+        }.sorted { $0.3 < $1.3 }.map { ($0.0, $0.1, $0.2) }
+    }
+}

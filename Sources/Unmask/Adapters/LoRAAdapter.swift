@@ -42,6 +42,26 @@ public struct LoRAAdapter: Sendable {
         if let list = config["target_modules"] as? [String] { targetModules = list.sorted() }
         else if let single = config["target_modules"] as? String { targetModules = [single] }
         else { throw invalid("target_modules", "a list of module names") }
+        // PEFT refuses target modules the model lacks; a regex string (PEFT's other form) is not read.
+        let known = Set(LoRAProjection.allCases.map(\.moduleName))
+        if let unknown = targetModules.first(where: { !known.contains($0) }) {
+            throw invalid("target_modules", "names among \(known.sorted().joined(separator: ", ")); '\(unknown)' is not a module of these models (regular expressions are not supported)")
+        }
+        if let replication = config["layer_replication"], !(replication is NSNull) {
+            throw invalid("layer_replication", "null (replicated layers are not supported)")
+        }
+        // PEFT matches layer indices under the `layers` module list; other patterns name other models.
+        if let pattern = config["layers_pattern"], !(pattern is NSNull) {
+            let patterns = (pattern as? [String]) ?? (pattern as? String).map { [$0] } ?? []
+            guard patterns.contains("layers") else { throw invalid("layers_pattern", "null or \"layers\", the name of these models' layer list") }
+        }
+        // layers_to_transform: LoRA on those layers only, as PEFT builds it (their tensors alone apply).
+        var onlyLayers: Set<Int>?
+        if let layers = config["layers_to_transform"], !(layers is NSNull) {
+            if let one = layers as? Int { onlyLayers = [one] }
+            else if let list = layers as? [Int] { onlyLayers = Set(list) }
+            else { throw invalid("layers_to_transform", "null, a layer index or a list of them") }
+        }
 
         let weightsPath = URL(fileURLWithPath: directory).appendingPathComponent("adapter_model.safetensors").path
         guard FileManager.default.fileExists(atPath: weightsPath) else {
@@ -61,7 +81,7 @@ public struct LoRAAdapter: Sendable {
             if half == "A" { halves[module, default: (nil, nil)].a = tensor } else { halves[module, default: (nil, nil)].b = tensor }
         }
         var pairs: [String: Pair] = [:]
-        for (module, half) in halves {
+        for (module, half) in halves where Self.applies(module, layers: onlyLayers, targets: Set(targetModules)) {
             guard let a = half.a, let b = half.b else {
                 throw UnmaskError.invalidAdapter(path: weightsPath, reason: "module '\(module)' has only one of lora_A and lora_B")
             }
@@ -70,8 +90,19 @@ public struct LoRAAdapter: Sendable {
             }
             pairs[module] = Pair(a: a, b: b)
         }
-        guard !pairs.isEmpty else { throw UnmaskError.invalidAdapter(path: weightsPath, reason: "no LoRA tensors") }
+        guard !pairs.isEmpty else {
+            throw UnmaskError.invalidAdapter(path: weightsPath, reason: "no LoRA tensors for the modules and layers adapter_config.json targets")
+        }
         self.pairs = pairs
+    }
+
+    /// Whether PEFT would build LoRA for `module` (`layers.3.self_attn.q_proj`) under the config's
+    /// `layers_to_transform` and `target_modules`; tensors for other modules are left out, as PEFT ignores them.
+    static func applies(_ module: String, layers: Set<Int>?, targets: Set<String>) -> Bool {
+        let parts = module.split(separator: ".")
+        guard let name = parts.last, targets.contains(String(name)) else { return false }
+        guard let layers else { return true }
+        return parts.count >= 2 && parts[0] == "layers" && Int(parts[1]).map(layers.contains) == true
     }
 
     /// `base_model.model.[model.]layers.3.self_attn.q_proj.lora_A[.default].weight` →

@@ -48,6 +48,9 @@ public final class Encoder: @unchecked Sendable {
         }
         configure(&options)
         try options.validate()
+        // Positions past the model's limit are not ones it was trained on, and attention memory
+        // grows with the square of the length: cap at max_position_embeddings.
+        options.maxLength = min(options.maxLength, model.config.maxPositionEmbeddings)
         if options.pooling == .bosToken, !tokenizer.addsBOS || tokenizer.bosTokenId == nil {
             throw UnmaskError.invalidInput(source: "options", reason: "bos-token pooling needs a tokenizer that adds a BOS token; this one adds none (use mean, weighted-mean, last-token or eos-token)")
         }
@@ -144,7 +147,10 @@ public final class Encoder: @unchecked Sendable {
         var start = 0
         while start < order.count {
             let batchIndices = Array(order[start..<min(start + options.batchSize, order.count)])
-            for (index, embedding) in zip(batchIndices, embed(batchIndices.map { prepared[$0] })) { results[index] = embedding }
+            for (index, embedding) in zip(batchIndices, embed(batchIndices.map { prepared[$0] })) {
+                guard embedding.allSatisfy(\.isFinite) else { throw UnmaskError.nonFiniteEmbedding(input: index + 1) }
+                results[index] = embedding
+            }
             start += batchIndices.count
             progress?(start, order.count)
         }
@@ -218,9 +224,17 @@ public final class Encoder: @unchecked Sendable {
         while textIds.count > options.docMaxLength {
             let words = PythonString.split(text)
             let keep = Int(Double(words.count) * (Double(options.docMaxLength) / Double(textIds.count)))
-            text = words.prefix(keep).joined(separator: " ")
-            fullTextIds = encode(text)
-            textIds = fullTextIds.prefix(options.maxLength)
+            if keep >= 1 {
+                text = words.prefix(keep).joined(separator: " ")
+                fullTextIds = encode(text)
+                textIds = fullTextIds.prefix(options.maxLength)
+            } else {
+                // Few long "words" (CJK, base64, URLs): llm2vec's proportion rounds to no word and
+                // leaves an empty text. Cut by tokens instead (a deliberate difference).
+                fullTextIds = Array(textIds.prefix(options.docMaxLength))
+                textIds = fullTextIds[...]
+                text = tokenizer.decode(fullTextIds.map(Int.init))
+            }
         }
         // llm2vec joins "<instruction.strip()> " and the text; for eos-token pooling it strips the
         // joined string and appends the family's EOS text, which then counts as part of the text.

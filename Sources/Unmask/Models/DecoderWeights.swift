@@ -78,7 +78,12 @@ public struct DecoderWeights: Sendable {
             guard info.shape == expected else {
                 throw UnmaskError.tensorShapeMismatch(file: info.file, name: full, shape: info.shape, expected: expected, because: "from \(configName): " + because())
             }
-            return try source.float32(full)
+            let tensor = try source.float32(full)
+            // One pass at load: a NaN in a weight would otherwise surface as silent NaN embeddings.
+            if let bad = firstNonFinite(tensor) {
+                throw UnmaskError.nonFiniteTensor(file: info.file, name: full, index: bad, value: tensor.pointer[bad])
+            }
+            return tensor
         }
         func norm(_ hfName: String, _ expected: [Int], _ because: String) throws -> WeightTensor {
             let weight = try tensor(hfName, expected, because)
@@ -88,9 +93,17 @@ public struct DecoderWeights: Sendable {
             return WeightTensor(buffer: shifted, shape: weight.shape)
         }
         let h = c.hiddenSize
+        // Sizes from the config are checked against the files before anything is sized by them:
+        // a config claiming a billion layers fails on the first missing one, not in an allocation.
+        if c.layerCount > 1, let last = table.layerTensors.first {
+            let name = prefix + table.hfName(layer: c.layerCount - 1, last).dropPrefix("model.")
+            guard source.info(name) != nil else {
+                throw UnmaskError.invalidField(file: configName, field: "num_hidden_layers",
+                                               expected: "the number of layers the weights hold; \(c.layerCount) needs '\(name)', which is missing")
+            }
+        }
         let embed = try tensor(TensorNameTable.embedding.hf, [c.vocabularySize, h], "vocab_size=\(c.vocabularySize), hidden_size=\(h)")
         var layers: [DecoderLayerWeights] = []
-        layers.reserveCapacity(c.layerCount)
         for i in 0..<c.layerCount {
             var norms: [LayerTensor: WeightTensor] = [:]
             var linears: [LoRAProjection: Linear] = [:]
@@ -136,6 +149,23 @@ public struct DecoderWeights: Sendable {
         }
         return try source.float32(TensorNameTable.lmHead.hf)
     }
+}
+
+/// The index of the first NaN or infinity in `tensor`, nil when every value is finite.
+func firstNonFinite(_ tensor: WeightTensor) -> Int? {
+    let p = tensor.pointer, n = tensor.count
+    var i = 0
+    while i + 16 <= n {
+        let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
+        // x − x is 0 for finite x and NaN for NaN and ±∞.
+        if (v - v) != SIMD16<Float>(repeating: 0) { break }
+        i += 16
+    }
+    while i < n {
+        if !p[i].isFinite { return i }
+        i += 1
+    }
+    return nil
 }
 
 private extension String {

@@ -1,0 +1,152 @@
+import Foundation
+import XCTest
+import UnmaskTestSupport
+
+/// Bad or unusual inputs through the built binary: each gets its exit code (1 bad data, 64 bad
+/// usage) and a one-line message naming what is wrong, never a crash, a hang or a NaN.
+///
+/// XCTest, run one case after another: each case waits on child processes, and under Swift
+/// Testing those waits would hold the cooperative threads the async server tests need.
+final class RobustnessTests: XCTestCase {
+    let model = Fixtures.path("models", "smollm-f32")
+
+    func textFile(_ lines: [String], name: String = "texts.txt") throws -> String {
+        let url = try Fixtures.temporaryDirectory("robust").appendingPathComponent(name)
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: url)
+        return url.path
+    }
+
+    /// A copy of the smollm fixture whose files `edit` may change.
+    func modelCopy(_ edit: (URL) throws -> Void) throws -> String {
+        let folder = try Fixtures.temporaryDirectory("robust-model")
+        for file in try FileManager.default.contentsOfDirectory(atPath: model) {
+            try FileManager.default.copyItem(atPath: model + "/" + file, toPath: folder.appendingPathComponent(file).path)
+        }
+        try edit(folder)
+        return folder.path
+    }
+
+    struct Case: CustomStringConvertible {
+        let arguments: [String]
+        let status: Int32
+        let message: String
+        var description: String { arguments.joined(separator: " ") }
+    }
+
+    /// Flag values that cannot work are usage errors, refused before any model loads.
+    static let usage: [Case] = [
+        Case(arguments: ["embed", "--max-length", "0"], status: 64, message: "--max-length must be at least 1"),
+        Case(arguments: ["embed", "--max-length=-5"], status: 64, message: "--max-length must be at least 1"),
+        Case(arguments: ["embed", "--batch-size", "0"], status: 64, message: "--batch-size must be at least 1"),
+        Case(arguments: ["embed", "--dimensions", "0"], status: 64, message: "--dimensions must be at least 1"),
+        Case(arguments: ["embed", "--prompt-name", "query", "--prompt", "x"], status: 64, message: "not both"),
+        Case(arguments: ["eval", "--limit", "0"], status: 64, message: "--limit must be at least 1"),
+        Case(arguments: ["eval", "--limit=-1"], status: 64, message: "--limit must be at least 1"),
+        Case(arguments: ["eval", "--tasks", ""], status: 64, message: "--tasks names no task"),
+    ]
+
+    func testBadFlagsAreUsageErrors() throws {
+        let input = try textFile(["hello"])
+        for c in Self.usage {
+            let result = try Executables.run(c.arguments + ["--model", model] + (c.arguments[0] == "embed" ? ["--input", input] : []))
+            XCTAssertEqual(result.status, c.status, "\(c): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(c.message), "\(c): \(result.stderr)")
+        }
+    }
+
+    func testADirectoryAsOutputIsNamed() throws {
+        let directory = try Fixtures.temporaryDirectory("robust-out")
+        let result = try Executables.run(["embed", "--model", model, "--input", try textFile(["hello"]), "--output", directory.path])
+        XCTAssertTrue(result.status == 1 && result.stderr.contains("is a directory"), result.stderr)
+    }
+
+    /// A full device on standard output is one error line and exit 1 (it was SIGILL).
+    func testAFullStandardOutputIsAnError() throws {
+        guard FileManager.default.fileExists(atPath: "/dev/full") else { throw XCTSkip("no /dev/full here") }
+        for command in [["embed"], ["tokenize"], ["embed", "--format", "npy"], ["similarity"], ["inspect"]] {
+        let process = Process()
+        process.executableURL = Executables.unmask
+        process.arguments = command + ["--model", model] + (command[0] == "inspect" ? [] : ["--input", try textFile(["hello", "world"])])
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/full")
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertTrue(process.terminationReason == .exit && process.terminationStatus == 1, "\(command): \(message)")
+        XCTAssertTrue(message.contains("standard output: cannot write"), "\(command): \(message)")
+        }
+    }
+
+    /// A failed write leaves the previous output as it was: files are renamed into place.
+    func testOutputsAreReplacedAtomically() throws {
+        let output = try Fixtures.temporaryDirectory("robust-atomic").appendingPathComponent("out.jsonl")
+        try Data("previous\n".utf8).write(to: output)
+        let result = try Executables.run(["embed", "--model", model, "--input", "/nonexistent/input.txt", "--output", output.path])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(try String(contentsOf: output, encoding: .utf8), "previous\n")
+        XCTAssertEqual(try Executables.run(["embed", "--model", model, "--input", try textFile(["hello"]), "--output", output.path]).status, 0)
+        XCTAssertTrue(try String(contentsOf: output, encoding: .utf8).hasPrefix("{\"embedding\""))
+    }
+
+    func testANaNWeightIsNamedAtLoad() throws {
+        let corrupt = try modelCopy { folder in
+            let url = folder.appendingPathComponent("model.safetensors")
+            let file = try SafeTensorsWriter.readF32(url.path)
+            let tensors = file.map { name, shape, values -> SafeTensorsWriter.Tensor in
+                var values = values
+                if name == "model.norm.weight" { values[3] = .nan }
+                return .init(name: name, shape: shape, floats: values)
+            }
+            try SafeTensorsWriter.data(tensors).write(to: url)
+        }
+        let result = try Executables.run(["embed", "--model", corrupt, "--input", try textFile(["hello"])])
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("model.norm.weight") && result.stderr.contains("nan at element 3"), result.stderr)
+        XCTAssertTrue(result.stdout.isEmpty)
+    }
+
+    func testAHugeLayerCountIsRefusedBeforeAllocating() throws {
+        let huge = try modelCopy { folder in
+            let url = folder.appendingPathComponent("config.json")
+            var config = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+            config["num_hidden_layers"] = 1_000_000_000
+            try JSONSerialization.data(withJSONObject: config).write(to: url)
+        }
+        let result = try Executables.run(["embed", "--model", huge, "--input", try textFile(["hello"])])
+        XCTAssertTrue(result.status == 1 && result.stderr.contains("num_hidden_layers"), result.stderr)
+    }
+
+    /// Long texts without spaces (CJK, base64) are cut by tokens when llm2vec's word cut would
+    /// leave nothing, so they embed as themselves, not as an empty text.
+    func testLongTextsWithoutSpacesEmbed() throws {
+        let chinese = String(repeating: "东京是日本的首都，也是世界上人口最多的城市之一。", count: 65)
+        let base64 = Data((0..<3000).map { UInt8($0 % 251) }).base64EncodedString()
+        let result = try Executables.run(["embed", "--model", model, "--input", try textFile([chinese, base64, "short text"])])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let vectors = try result.stdout.split(separator: "\n").map { line in
+            (try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: [Double]])["embedding"]!.map(Float.init)
+        }
+        XCTAssertTrue(vectors.count == 3 && vectors.allSatisfy { $0.allSatisfy(\.isFinite) })
+        XCTAssertLessThan(Compare.cosine(vectors[0], vectors[1]), 0.999)
+    }
+
+    /// `--model` takes a GGUF file or an installed model's name everywhere, tokenize included.
+    func testTokenizeTakesGGUFFilesAndModelNames() throws {
+        guard let smollm2 = InstalledModels.smollm2 else { throw XCTSkip("SmolLM2 is not installed: run scripts/install_model.sh smollm2") }
+        let input = try textFile(["hello world"])
+        let byName = try Executables.run(["tokenize", "--model", "smollm2", "--input", input])
+        let byPath = try Executables.run(["tokenize", "--model", smollm2, "--input", input])
+        XCTAssertTrue(byName.status == 0 && byName.stdout.hasPrefix("{\"ids\": ["), byName.stderr)
+        XCTAssertEqual(byPath.stdout, byName.stdout)
+    }
+
+    /// Many texts print each one's nearest neighbours, not an n × n matrix.
+    func testSimilarityOfManyTextsPrintsNeighbours() throws {
+        let lines = (0..<40).map { "sentence number \($0) about \($0 % 3 == 0 ? "cats" : "trains")" }
+        let result = try Executables.run(["similarity", "--model", model, "--attention", "bidirectional", "--input", try textFile(lines)])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("40 texts") && result.stdout.contains("nearest neighbours") && !result.stdout.contains("cosine similarity,"))
+        XCTAssertLessThan(result.stdout.split(separator: "\n").count, 60)
+    }
+}
