@@ -213,11 +213,22 @@ private struct GGUFTokenizerBuilder {
     func postProcessor(addBOS: Bool, bos: Int?, addEOS: Bool, eos: Int?) throws -> PostProcessor {
         var processor = PostProcessor()
         if addBOS {
-            guard let bos else { throw error(GGUFTokenizerData.Key.addBOS, "is true but the vocabulary has no BOS token") }
+            guard let bos else {
+                // Blame the id when the file gives one outside the vocabulary.
+                if let given = data.bosId {
+                    throw error(GGUFTokenizerData.Key.bosId, "must be below the vocabulary size \(tokens.count) (add_bos_token is true), got \(given)")
+                }
+                throw error(GGUFTokenizerData.Key.addBOS, "is true but the vocabulary has no BOS token")
+            }
             processor.prefix = [Int32(bos)]
         }
         if addEOS {
-            guard let eos else { throw error(GGUFTokenizerData.Key.addEOS, "is true but the vocabulary has no EOS token") }
+            guard let eos else {
+                if let given = data.eosId {
+                    throw error(GGUFTokenizerData.Key.eosId, "must be below the vocabulary size \(tokens.count) (add_eos_token is true), got \(given)")
+                }
+                throw error(GGUFTokenizerData.Key.addEOS, "is true but the vocabulary has no EOS token")
+            }
             processor.suffix = [Int32(eos)]
         }
         return processor

@@ -149,4 +149,33 @@ final class RobustnessTests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("40 texts") && result.stdout.contains("nearest neighbours") && !result.stdout.contains("cosine similarity,"))
         XCTAssertLessThan(result.stdout.split(separator: "\n").count, 60)
     }
+
+    /// Messages that name the field, line or file instead of a generic parse error.
+    func testMessagesNameWhatIsWrong() throws {
+        func config(_ edit: @escaping (inout [String: Any]) -> Void) throws -> String {
+            try modelCopy { folder in
+                let url = folder.appendingPathComponent("config.json")
+                var config = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+                edit(&config)
+                try JSONSerialization.data(withJSONObject: config).write(to: url)
+            }
+        }
+        let input = try textFile(["hello"])
+        for (value, shown) in [(64.5, "64.5"), (1e300, "1e+300")] {
+            let result = try Executables.run(["embed", "--model", try config { $0["hidden_size"] = value }, "--input", input])
+            XCTAssertTrue(result.status == 1 && result.stderr.contains("field 'hidden_size': expected an integer, got \(shown)"), result.stderr)
+        }
+        let truncated = try modelCopy { folder in
+            let url = folder.appendingPathComponent("config.json")
+            try Data(contentsOf: url).prefix(60).write(to: url)
+        }
+        let cut = try Executables.run(["embed", "--model", truncated, "--input", input])
+        XCTAssertTrue(cut.status == 1 && cut.stderr.contains("config.json: malformed JSON") && !cut.stderr.contains("not a JSON object"), cut.stderr)
+        let bytes = try Fixtures.temporaryDirectory("robust-utf8").appendingPathComponent("bad.txt")
+        try Data("fine\n".utf8 + [0xFF, 0xFE] + Data(" not text\n".utf8)).write(to: bytes)
+        let notUTF8 = try Executables.run(["embed", "--model", model, "--input", bytes.path])
+        XCTAssertTrue(notUTF8.status == 1 && notUTF8.stderr.contains("bad.txt:2: not UTF-8"), notUTF8.stderr)
+        let directory = try Executables.run(["embed", "--model", model, "--input", try Fixtures.temporaryDirectory("robust-dir").path])
+        XCTAssertTrue(directory.status == 1 && directory.stderr.contains("is a directory"), directory.stderr)
+    }
 }

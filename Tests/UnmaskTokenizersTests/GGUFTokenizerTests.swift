@@ -239,6 +239,13 @@ import UnmaskTestSupport
         #expect(throws: TokenizerError("x.gguf: tokenizer.ggml.add_bos_token is true but the vocabulary has no BOS token")) {
             try Tokenizer(gguf: noBOS, source: "x.gguf")
         }
+        // An id past the vocabulary is named as such, not blamed on add_bos_token.
+        var badBOS = data
+        badBOS.bosId = data.tokens.count + 7
+        badBOS.addBOS = true
+        #expect(throws: TokenizerError("x.gguf: tokenizer.ggml.bos_token_id must be below the vocabulary size \(data.tokens.count) (add_bos_token is true), got \(data.tokens.count + 7)")) {
+            try Tokenizer(gguf: badBOS, source: "x.gguf")
+        }
 
         var empty = data
         empty.tokens = []

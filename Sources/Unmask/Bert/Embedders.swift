@@ -40,8 +40,12 @@ public enum Embedders {
         let url = URL(fileURLWithPath: path).appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
         let data = try Checkpoint.read(url, what: "the model's config.json")
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw UnmaskError.malformedJSON(file: url.path, reason: "not a JSON object")
+        let parsed: Any
+        do { parsed = try JSONSerialization.jsonObject(with: data) } catch {
+            throw UnmaskError.malformedJSON(file: url.path, reason: (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "cannot parse (truncated?)")
+        }
+        guard let object = parsed as? [String: Any] else {
+            throw UnmaskError.malformedJSON(file: url.path, reason: "the top level is not an object")
         }
         return object["model_type"] as? String
     }

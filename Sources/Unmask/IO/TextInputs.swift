@@ -25,13 +25,20 @@ public enum TextInputs {
         if path == "-" {
             data = FileHandle.standardInput.readDataToEndOfFile()
         } else {
-            guard FileManager.default.fileExists(atPath: path) else { throw UnmaskError.fileNotFound(path: path, what: "input file") }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw UnmaskError.fileNotFound(path: path, what: "input file") }
+            guard !isDirectory.boolValue else {
+                throw UnmaskError.invalidInput(source: path, reason: "is a directory; give a .txt or .jsonl file")
+            }
             do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-                throw UnmaskError.unreadableFile(path: path, reason: error.localizedDescription)
+                throw UnmaskError.unreadableFile(path: path, reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
             }
         }
         guard let content = String(data: data, encoding: .utf8) else {
-            throw UnmaskError.invalidInput(source: path, reason: "not UTF-8 text")
+            // Name the first line that is not UTF-8, so the user can find it.
+            let line = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+                .firstIndex { String(data: Data($0), encoding: .utf8) == nil }.map { $0 + 1 }
+            throw UnmaskError.invalidInput(source: line.map { "\(path):\($0)" } ?? path, reason: "not UTF-8 text")
         }
         let isPlainText = path == "-" ? !content.drop(while: { $0.isWhitespace }).hasPrefix("{") : path.lowercased().hasSuffix(".txt")
         // Split on the byte, not the Character: "\r\n" is a single Character in Swift.

@@ -37,6 +37,11 @@ public struct Architecture: Sendable {
         return architecture
     }
 
+    /// config.json's size keys, which must be integers in every architecture.
+    static let integerKeys = ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                              "num_key_value_heads", "head_dim", "max_position_embeddings", "sliding_window", "max_window_layers",
+                              "sliding_window_pattern", "query_pre_attn_scalar"]
+
     /// Reads config.json: picks the architecture by `model_type` and resolves its hyperparameters.
     public static func load(configJSON data: Data, file: String = "config.json") throws -> (Architecture, DecoderConfig) {
         let object: Any
@@ -48,6 +53,15 @@ public struct Architecture: Sendable {
             throw UnmaskError.invalidField(file: file, field: "model_type", expected: "a string naming the architecture (one of \(all.keys.sorted().joined(separator: ", ")))")
         }
         let architecture = try named(modelType, file: file)
+        // Foundation's decoder reports a size that is not an integer (64.5, 1e300) as invalid JSON
+        // without the key: check the sizes here, by name.
+        for key in integerKeys {
+            guard let value = dictionary[key], !(value is NSNull) else { continue }
+            guard let number = value as? NSNumber,
+                  number.doubleValue.rounded() == number.doubleValue, abs(number.doubleValue) < Double(1 << 40) else {
+                throw UnmaskError.invalidField(file: file, field: key, expected: "an integer, got \(value)")
+            }
+        }
         let config = try architecture.resolve(data, file)
         try config.validate(file: file)
         return (architecture, config)
@@ -60,6 +74,11 @@ func decodeConfig<T: Decodable>(_ type: T.Type, from data: Data, file: String) t
     } catch let DecodingError.valueNotFound(expected, context) {
         throw UnmaskError.invalidField(file: file, field: context.codingPath.map(\.stringValue).joined(separator: "."), expected: "a value of type \(expected), not null")
     } catch let DecodingError.dataCorrupted(context) {
-        throw UnmaskError.malformedJSON(file: file, reason: context.debugDescription)
+        // A value that parses but does not fit (hidden_size: 64.5 or 1e300) has a coding path: name the field.
+        guard context.codingPath.isEmpty else {
+            throw UnmaskError.invalidField(file: file, field: context.codingPath.map(\.stringValue).joined(separator: "."),
+                                           expected: "a value that fits its type (\(context.debugDescription))")
+        }
+        throw UnmaskError.malformedJSON(file: file, reason: context.debugDescription + (context.underlyingError.map { " (\($0))" } ?? ""))
     }
 }
