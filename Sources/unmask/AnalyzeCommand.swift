@@ -30,11 +30,11 @@ struct AnalyzeCommand: ParsableCommand {
             let folder = URL(fileURLWithPath: output)
             do {
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-                try Data(markdown.utf8).write(to: folder.appendingPathComponent("\(name).md"))
-                try Data(svg.utf8).write(to: folder.appendingPathComponent("\(name).svg"))
             } catch {
-                throw UnmaskError.unreadableFile(path: output, reason: "cannot write: \(error.localizedDescription)")
+                throw UnmaskError.unwritableFile(path: output, reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
             }
+            try writeOutput(Data(markdown.utf8), to: folder.appendingPathComponent("\(name).md").path)
+            try writeOutput(Data(svg.utf8), to: folder.appendingPathComponent("\(name).svg").path)
         }
     }
 

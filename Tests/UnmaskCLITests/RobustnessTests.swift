@@ -178,4 +178,37 @@ final class RobustnessTests: XCTestCase {
         let directory = try Executables.run(["embed", "--model", model, "--input", try Fixtures.temporaryDirectory("robust-dir").path])
         XCTAssertTrue(directory.status == 1 && directory.stderr.contains("is a directory"), directory.stderr)
     }
+
+    /// Property: random mutations of config.json and of JSONL input never crash the binary,
+    /// exit with 0, 1 or 64 only, and a success never prints a non-finite value.
+    func testRandomConfigAndInputMutationsFailCleanly() throws {
+        var random = SeededRandom(seed: 20261202)
+        let values: [Any] = [0, -1, 1, 3, 2.5, 1e300, -1e300, 1_000_000_000, 65536, "x", "", NSNull(), true, false, [Any](), [String: Any](), [1, 2]]
+        let original = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: model + "/config.json"))) as! [String: Any]
+        let keys = original.keys.sorted()
+        let input = try textFile(["The cat sat on the mat.", "Another text."])
+        func check(_ result: ProcessResult, _ what: String) {
+            XCTAssertTrue([0, 1, 64].contains(result.status), "\(what): exit \(result.status): \(result.stderr)")
+            if result.status == 0 {
+                XCTAssertFalse(result.stdout.contains("nan") || result.stdout.contains("inf") || result.stdout.contains("null"), what)
+            } else {
+                XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "\(what): \(result.stderr)")
+            }
+        }
+        for round in 0..<16 {
+            var config = original
+            let key = keys[Int.random(in: 0..<keys.count, using: &random)]
+            if Int.random(in: 0..<5, using: &random) == 0 { config.removeValue(forKey: key) } else { config[key] = values[Int.random(in: 0..<values.count, using: &random)] }
+            let folder = try modelCopy { try JSONSerialization.data(withJSONObject: config).write(to: $0.appendingPathComponent("config.json")) }
+            check(try Executables.run(["embed", "--model", folder, "--input", input]), "round \(round): config \(key) = \(config[key] ?? "removed")")
+        }
+        let pieces = ["{\"text\": \"ok\"}", "{\"text\": \"\"}", "{\"text\": 5}", "{\"text\": null}", "{\"instruction\": \"x\"}", "[1, 2]",
+                      "{\"text\": \"a\", \"instruction\": 7}", "{\"text\": \"\\u0000\"}", "{broken", "\"just a string\"", "",
+                      "{\"text\": \"" + String(repeating: "長", count: 3000) + "\"}", "{\"text\": \"emoji 🙂 and ünïcode\"}"]
+        for round in 0..<12 {
+            let lines = (0..<(1 + Int.random(in: 0..<4, using: &random))).map { _ in pieces[Int.random(in: 0..<pieces.count, using: &random)] }
+            let file = try textFile(lines, name: "mutated.jsonl")
+            check(try Executables.run(["embed", "--model", model, "--input", file]), "round \(round): \(lines)")
+        }
+    }
 }

@@ -120,7 +120,7 @@ public struct TrainingDataPreparation {
             files[name] = TrainingDataManifest.File(lines: lines, sha256: try Checksum.hex(fileAt: directory.appendingPathComponent(name).path))
         }
         for name in Self.textFiles {
-            try Data(texts[name]!.map { $0 + "\n" }.joined().utf8).write(to: directory.appendingPathComponent(name))
+            try writeAtomically(Data(texts[name]!.map { $0 + "\n" }.joined().utf8), to: directory.appendingPathComponent(name))
             try record(name, lines: texts[name]!.count)
         }
         try JSONLines.write(pairs, to: directory.appendingPathComponent(Self.pairsFile))
@@ -168,6 +168,6 @@ public struct TrainingDataManifest: Codable, Equatable {
     func write(_ url: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try encoder.encode(self).write(to: url)
+        try writeAtomically(try encoder.encode(self), to: url)
     }
 }
