@@ -8,36 +8,45 @@ import UnmaskTestSupport
 /// a prompt-including Pooling, two Dense modules and Normalize, as EmbeddingGemma ships): loading,
 /// prompts, Matryoshka, the Dense backward, and supervised training through the pipeline.
 @Suite struct SentenceTransformerPipelineTests {
-    /// Copies the gemma3 fixture and adds the sentence-transformers files; returns the folder and the Dense weights.
-    static func makeFolder(includePrompt: Bool = true) throws -> (URL, [[Float]]) {
-        let folder = try Fixtures.temporaryDirectory("unmask-st-gemma3")
-        let source = URL(fileURLWithPath: Fixtures.path("models", "gemma3-tiny-f32"))
+    /// A copy of a model fixture with sentence-transformers files added: `files` maps each
+    /// relative path to its JSON object.
+    static func stFolder(from fixture: String, _ files: [String: Any]) throws -> URL {
+        let folder = try Fixtures.temporaryDirectory("unmask-st-\(fixture)")
+        let source = URL(fileURLWithPath: Fixtures.path("models", fixture))
         for file in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] {
             try FileManager.default.copyItem(at: source.appendingPathComponent(file), to: folder.appendingPathComponent(file))
         }
-        func json(_ object: Any, _ path: String) throws {
+        for (path, object) in files {
             let url = folder.appendingPathComponent(path)
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             try JSONSerialization.data(withJSONObject: object).write(to: url)
         }
-        try json([["idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"],
-                  ["idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"],
-                  ["idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"],
-                  ["idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"],
-                  ["idx": 4, "name": "4", "path": "4_Normalize", "type": "sentence_transformers.models.Normalize"]], "modules.json")
-        try json(["pooling_mode_mean_tokens": true, "include_prompt": includePrompt], "1_Pooling/config.json")
-        try json(["max_seq_length": 64], "sentence_bert_config.json")
-        try json(["prompts": ["query": "task: search | query: ", "document": "title: none | text: "], "default_prompt_name": NSNull()],
-                 "config_sentence_transformers.json")
+        return folder
+    }
+
+    static func module(_ index: Int, _ path: String, _ type: String) -> [String: Any] {
+        ["idx": index, "name": "\(index)", "path": path, "type": "sentence_transformers.models.\(type)"]
+    }
+
+    /// The gemma3 fixture as EmbeddingGemma ships: prompt-including mean pooling, Dense, Dense
+    /// (tanh), Normalize; returns the folder and the Dense weights.
+    static func makeFolder(includePrompt: Bool = true) throws -> (URL, [[Float]]) {
         var random = SeededRandom(seed: 41)
         let first = random.floats(96 * 64, scale: 0.1), second = random.floats(64 * 96, scale: 0.05)
-        try json(["in_features": 64, "out_features": 96, "bias": false, "activation_function": "torch.nn.modules.linear.Identity"], "2_Dense/config.json")
-        try json(["in_features": 96, "out_features": 64, "bias": false, "activation_function": "torch.nn.modules.activation.Tanh"], "3_Dense/config.json")
+        let folder = try stFolder(from: "gemma3-tiny-f32", [
+            "modules.json": [module(0, "", "Transformer"), module(1, "1_Pooling", "Pooling"), module(2, "2_Dense", "Dense"),
+                             module(3, "3_Dense", "Dense"), module(4, "4_Normalize", "Normalize")],
+            "1_Pooling/config.json": ["pooling_mode_mean_tokens": true, "include_prompt": includePrompt],
+            "sentence_bert_config.json": ["max_seq_length": 64],
+            "config_sentence_transformers.json": ["prompts": ["query": "task: search | query: ", "document": "title: none | text: "],
+                                                  "default_prompt_name": NSNull()],
+            "2_Dense/config.json": ["in_features": 64, "out_features": 96, "bias": false, "activation_function": "torch.nn.modules.linear.Identity"],
+            "3_Dense/config.json": ["in_features": 96, "out_features": 64, "bias": false, "activation_function": "torch.nn.modules.activation.Tanh"],
+        ])
         try SafeTensorsWriter.data([.init(name: "linear.weight", shape: [96, 64], floats: first)]).write(to: folder.appendingPathComponent("2_Dense/model.safetensors"))
         try SafeTensorsWriter.data([.init(name: "linear.weight", shape: [64, 96], floats: second)]).write(to: folder.appendingPathComponent("3_Dense/model.safetensors"))
         return (folder, [first, second])
     }
-
     @Test func embedsThroughPromptPoolingDenseAndNormalize() throws {
         let (folder, dense) = try Self.makeFolder()
         let encoder = try Encoder(modelPath: folder.path) { $0.promptName = "query" }
@@ -117,22 +126,12 @@ import UnmaskTestSupport
     /// Qwen3-Embedding's usage: a sentence-transformers folder with last-token pooling, the
     /// "Instruct: …\nQuery:" prompt glued to the text, causal attention, left padding, Normalize.
     @Test func qwen3EmbeddingStyleLastTokenPooling() throws {
-        let folder = try Fixtures.temporaryDirectory("unmask-st-qwen3")
-        let source = URL(fileURLWithPath: Fixtures.path("models", "qwen3-tiny-bf16"))
-        for file in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] {
-            try FileManager.default.copyItem(at: source.appendingPathComponent(file), to: folder.appendingPathComponent(file))
-        }
-        func json(_ object: Any, _ path: String) throws {
-            let url = folder.appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try JSONSerialization.data(withJSONObject: object).write(to: url)
-        }
-        try json([["idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"],
-                  ["idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"],
-                  ["idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"]], "modules.json")
-        try json(["pooling_mode_lasttoken": true, "include_prompt": true], "1_Pooling/config.json")
         let prompt = "Instruct: Given a question, retrieve passages that answer it\nQuery:"
-        try json(["prompts": ["query": prompt, "document": ""]], "config_sentence_transformers.json")
+        let folder = try Self.stFolder(from: "qwen3-tiny-bf16", [
+            "modules.json": [Self.module(0, "", "Transformer"), Self.module(1, "1_Pooling", "Pooling"), Self.module(2, "2_Normalize", "Normalize")],
+            "1_Pooling/config.json": ["pooling_mode_lasttoken": true, "include_prompt": true],
+            "config_sentence_transformers.json": ["prompts": ["query": prompt, "document": ""]],
+        ])
 
         let encoder = try Encoder(modelPath: folder.path) { $0.promptName = "query" }
         #expect(encoder.options.attention == .causal && encoder.options.pooling == .lastToken)

@@ -63,22 +63,14 @@ extension Architecture {
     static let gemma3 = Architecture(
         modelType: "gemma3_text",
         ggufName: "gemma3",
+        // Llama's projections and Gemma's four norms (its post_attention_layernorm normalizes the
+        // attention output; the pre-MLP norm is pre_feedforward_layernorm).
         tensors: TensorNameTable(
-            layer: [
-                .attentionNorm: TensorName(hf: "input_layernorm", gguf: "attn_norm"),
-                .queryNorm: TensorName(hf: "self_attn.q_norm", gguf: "attn_q_norm"),
-                .keyNorm: TensorName(hf: "self_attn.k_norm", gguf: "attn_k_norm"),
+            layer: TensorNameTable.llamaLayer.merging(TensorNameTable.queryKeyNorms) { a, _ in a }.merging([
                 .attentionOutputNorm: TensorName(hf: "post_attention_layernorm", gguf: "post_attention_norm"),
                 .mlpNorm: TensorName(hf: "pre_feedforward_layernorm", gguf: "ffn_norm"),
                 .mlpOutputNorm: TensorName(hf: "post_feedforward_layernorm", gguf: "post_ffw_norm"),
-                .q: TensorName(hf: "self_attn.q_proj", gguf: "attn_q"),
-                .k: TensorName(hf: "self_attn.k_proj", gguf: "attn_k"),
-                .v: TensorName(hf: "self_attn.v_proj", gguf: "attn_v"),
-                .o: TensorName(hf: "self_attn.o_proj", gguf: "attn_output"),
-                .gate: TensorName(hf: "mlp.gate_proj", gguf: "ffn_gate"),
-                .up: TensorName(hf: "mlp.up_proj", gguf: "ffn_up"),
-                .down: TensorName(hf: "mlp.down_proj", gguf: "ffn_down"),
-            ],
+            ]) { _, gemma in gemma },
             hfNormOffset: 1),
         eosPoolingSuffix: { _ in "<eos>" },
         resolve: { data, file in
