@@ -68,19 +68,35 @@ struct Routes: Sendable {
         }
     }
 
+    /// Bodies up to this many times the payload limit are read and thrown away before a 413, so
+    /// that a client which writes its whole body before reading (Python's urllib) gets the answer.
+    static let drainFactor = 16
+
+    /// The body, up to the payload limit. Past it the rest is read and discarded (kept bytes stay
+    /// at the limit) up to `drainFactor` × the limit, then 413; the reply closes the connection.
     private func readBody(_ request: inout Request) async throws(APIError) -> ByteBuffer {
         guard request.method == .post else { return ByteBuffer() }
         let limit = configuration.payloadLimit
-        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
-            throw APIError.payloadTooLarge
-        }
+        let declared = request.headers[.contentLength].flatMap { Int($0) }
+        let drainLimit = limit.multipliedReportingOverflow(by: Self.drainFactor).overflow ? Int.max : limit * Self.drainFactor
+        if let declared, declared > drainLimit { throw APIError.payloadTooLarge }
+        var body = ByteBuffer()
+        var received = 0
         do {
-            return try await request.collectBody(upTo: limit)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError.payloadTooLarge
+            for try await chunk in request.body {
+                received += chunk.readableBytes
+                if received <= limit {
+                    var chunk = chunk
+                    body.writeBuffer(&chunk)
+                } else if received > drainLimit {
+                    break
+                }
+            }
         } catch {
             throw APIError(.Validation, "Failed to buffer the request body: \(error)", status: .badRequest)
         }
+        if received > limit { throw APIError.payloadTooLarge }
+        return body
     }
 
     private func decodeBody<T: Decodable>(_ type: T.Type, _ body: ByteBuffer) throws(APIError) -> T {
@@ -108,6 +124,8 @@ struct Routes: Sendable {
     private func errorResponse(_ error: APIError, _ flavor: Flavor) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
+        // The connection may hold unread body bytes: end it with the reply.
+        if error.status == .contentTooLarge { headers[.connection] = "close" }
         let bytes = flavor == .openAI ? error.openAIBody : error.teiBody
         return Response(status: error.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }

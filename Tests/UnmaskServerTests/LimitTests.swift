@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import Unmask
 @testable import UnmaskServer
@@ -82,6 +85,22 @@ import UnmaskTestSupport
         }
     }
 
+    /// A client that writes its whole body before reading, with `Connection: close` (Python's
+    /// urllib), gets its 413 at once and a closed connection, not a wait until its timeout.
+    @Test func oversizedBodyWrittenInFullStillGets413() async throws {
+        try await ServerFixtures.withServer({ $0.payloadLimit = 100_000 }) { client, _, _ in
+            let port = client.port
+            let start = ContinuousClock.now
+            let reply = try await Task.detached { try WriteAllThenRead.post(port: port, path: "/embed", bodySize: 5_000_000, timeout: 20) }.value
+            // Without draining, the client's writes stall until its 20 s timeout.
+            #expect(ContinuousClock.now - start < .seconds(10))
+            #expect(reply.hasPrefix("HTTP/1.1 413"), "\(reply.prefix(200))")
+            #expect(reply.lowercased().contains("connection: close"))
+            // The server is still fine.
+            #expect(try await client.post("/embed", ["inputs": "small"]).status == 200)
+        }
+    }
+
     @Test func clientBatchSizeIs422() async throws {
         try await ServerFixtures.withServer({ $0.maxClientBatchSize = 3 }) { client, _, _ in
             let inputs = ["a", "b", "c", "d"]
@@ -144,5 +163,47 @@ import UnmaskTestSupport
             #expect(try await first.status == 200)
             #expect(try await client.post("/embed", ["inputs": "after"]).status == 200)
         }
+    }
+}
+
+/// A blocking HTTP/1.1 client over a plain socket that sends everything, then reads the reply until
+/// the server closes, as urllib does. Throws after `timeout` seconds of silence.
+enum WriteAllThenRead {
+    struct Failure: Error, CustomStringConvertible { let description: String }
+
+    static func post(port: Int, path: String, bodySize: Int, timeout: Int) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket() failed") }
+        defer { close(fd) }
+        var seconds = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &seconds, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &seconds, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw Failure(description: "connect() failed") }
+        let head = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: \(bodySize)\r\n\r\n"
+        var request = Data(head.utf8)
+        request.append(Data(repeating: UInt8(ascii: "a"), count: bodySize))
+        var sent = 0
+        while sent < request.count {
+            let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + sent, request.count - sent, Int32(MSG_NOSIGNAL)) }
+            // The server may close once it has answered; what it sent is still readable.
+            if n <= 0 { break }
+            sent += n
+        }
+        var reply = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n > 0 { reply.append(contentsOf: buffer[0..<n]); continue }
+            if n < 0 && reply.isEmpty { throw Failure(description: "no reply within \(timeout) s (errno \(errno))") }
+            break
+        }
+        return String(decoding: reply, as: UTF8.self)
     }
 }
