@@ -85,6 +85,8 @@ public final class Tokenizer: Sendable {
         let normalizer = try root.optional("normalizer").map(Normalizer.parse)
         let preTokenizer = try root.optional("pre_tokenizer").map(PreTokenizer.parse)
         let model = try parseTokenizerModel(try root.required("model"))
+        // An empty vocabulary encodes every text to nothing; say so here rather than blame the text.
+        guard model.vocabulary.count > 0 else { throw TokenizerError("\(source): model.vocab is empty; the tokenizer has no tokens") }
         let postProcessor = try root.optional("post_processor").map(PostProcessor.parse) ?? PostProcessor()
         let addedTokens = try root.optional("added_tokens")?.array().map(AddedToken.parse) ?? []
         let addedVocabulary = AddedVocabulary(tokens: addedTokens, vocabulary: model.vocabulary, normalizer: normalizer)

@@ -175,6 +175,18 @@ final class RobustnessTests: XCTestCase {
         try Data("fine\n".utf8 + [0xFF, 0xFE] + Data(" not text\n".utf8)).write(to: bytes)
         let notUTF8 = try Executables.run(["embed", "--model", model, "--input", bytes.path])
         XCTAssertTrue(notUTF8.status == 1 && notUTF8.stderr.contains("bad.txt:2: not UTF-8"), notUTF8.stderr)
+        let emptyVocabulary = try modelCopy { folder in
+            let url = folder.appendingPathComponent("tokenizer.json")
+            var tokenizer = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+            var model = tokenizer["model"] as! [String: Any]
+            model["vocab"] = [String: Int]()
+            model["merges"] = [String]()
+            tokenizer["model"] = model
+            tokenizer["added_tokens"] = [Any]()
+            try JSONSerialization.data(withJSONObject: tokenizer).write(to: url)
+        }
+        let noTokens = try Executables.run(["embed", "--model", emptyVocabulary, "--input", input])
+        XCTAssertTrue(noTokens.status == 1 && noTokens.stderr.contains("model.vocab is empty") && !noTokens.stderr.contains("text is empty"), noTokens.stderr)
         let directory = try Executables.run(["embed", "--model", model, "--input", try Fixtures.temporaryDirectory("robust-dir").path])
         XCTAssertTrue(directory.status == 1 && directory.stderr.contains("is a directory"), directory.stderr)
     }
