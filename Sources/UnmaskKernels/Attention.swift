@@ -35,12 +35,16 @@ public struct AttentionPattern: Sendable, Equatable {
 }
 
 public enum Attention {
+    /// Query rows scored at once when no probabilities are kept: scratch grows with
+    /// length × block instead of length², so long inputs stay within memory.
+    public static let queryBlock = 256
+
     /// Scaled dot-product attention over a batch of left-padded rows; scores are q·k times `scale`
     /// (default 1/√headDim; Gemma scales by 1/√query_pre_attn_scalar).
     /// q, out: [batch·length, heads·headDim]; k, v: [batch·length, kvHeads·headDim] (grouped-query:
     /// head h reads kv head h / (heads / kvHeads)). `valid[b]` is row b's non-padding span.
     /// `probabilities`, when given ([batch, heads, length, length]), keeps the softmax output for
-    /// the backward pass; otherwise per-worker scratch of `length²` floats is used.
+    /// the backward pass; otherwise per-worker scratch of `queryBlock × length` floats is used.
     /// `dropout` drops attention probabilities (training); element (b, h, i, j) of the
     /// [batch, heads, length, length] probabilities uses mask index ((b·heads + h)·length + i)·length + j.
     /// With dropout the backward recomputes the probabilities, so none are saved.
@@ -49,34 +53,38 @@ public enum Attention {
         out: UnsafeMutablePointer<Float>,
         batch: Int, length: Int, heads: Int, kvHeads: Int, headDim: Int,
         valid: [Range<Int>], pattern: AttentionPattern, scale: Float? = nil,
-        scratch: FloatBuffer, probabilities: UnsafeMutablePointer<Float>? = nil, dropout: Dropout? = nil
+        scratch: FloatBuffer, probabilities: UnsafeMutablePointer<Float>? = nil, dropout: Dropout? = nil,
+        queryBlock: Int = queryBlock
     ) {
-        precondition(valid.count == batch && heads % kvHeads == 0)
+        precondition(valid.count == batch && heads % kvHeads == 0 && queryBlock >= 1)
         precondition(dropout == nil || probabilities == nil, "attention dropout recomputes probabilities in the backward")
         let qStride = heads * headDim, kvStride = kvHeads * headDim
         let group = heads / kvHeads
         let scale = scale ?? 1 / Float(headDim).squareRoot()
         let workers = Parallel.coreCount
-        precondition(probabilities != nil || scratch.count >= workers * length * length, "attention scratch too small")
+        let block = probabilities != nil ? length : min(length, queryBlock)
+        precondition(probabilities != nil || scratch.count >= workers * block * length, "attention scratch too small")
         BLAS.singleThreaded {
             Parallel.forEach(batch * heads, workers: workers) { worker, item in
                 let b = item / heads, h = item % heads, g = h / group
-                let scores = probabilities.map { $0 + item * length * length } ?? scratch.pointer + worker * length * length
-                let qb = q + b * length * qStride + h * headDim
                 let kb = k + b * length * kvStride + g * headDim
                 let vb = v + b * length * kvStride + g * headDim
-                BLAS.sgemm(transposeA: false, transposeB: true, m: length, n: length, k: headDim, alpha: scale,
-                           a: qb, lda: qStride, b: kb, ldb: kvStride, c: scores, ldc: length)
-                for i in 0..<length {
-                    Kernels.maskedSoftmax(scores + i * length, length: length, allowed: pattern.allowedKeys(query: i, valid: valid[b]))
+                for start in stride(from: 0, to: length, by: block) {
+                    let rows = min(block, length - start)
+                    let scores = probabilities.map { $0 + item * length * length + start * length } ?? scratch.pointer + worker * block * length
+                    BLAS.sgemm(transposeA: false, transposeB: true, m: rows, n: length, k: headDim, alpha: scale,
+                               a: q + (b * length + start) * qStride + h * headDim, lda: qStride, b: kb, ldb: kvStride, c: scores, ldc: length)
+                    for i in 0..<rows {
+                        Kernels.maskedSoftmax(scores + i * length, length: length, allowed: pattern.allowedKeys(query: start + i, valid: valid[b]))
+                    }
+                    dropout?.apply(scores, count: rows * length, offset: item * length * length + start * length)
+                    BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: headDim, k: length,
+                               a: scores, lda: length, b: vb, ldb: kvStride, c: out + (b * length + start) * qStride + h * headDim, ldc: qStride)
                 }
-                dropout?.apply(scores, count: length * length, offset: item * length * length)
-                BLAS.sgemm(transposeA: false, transposeB: false, m: length, n: headDim, k: length,
-                           a: scores, lda: length, b: vb, ldb: kvStride, c: out + b * length * qStride + h * headDim, ldc: qStride)
             }
         }
     }
 
     /// Floats of scratch `forward` needs for rows of `length` tokens.
-    public static func scratchCount(length: Int) -> Int { Parallel.coreCount * length * length }
+    public static func scratchCount(length: Int) -> Int { Parallel.coreCount * min(length, queryBlock) * length }
 }

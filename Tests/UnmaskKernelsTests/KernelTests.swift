@@ -97,6 +97,36 @@ import UnmaskTestSupport
         #expect(out.allSatisfy { $0.isFinite })
     }
 
+    /// Scoring queries in blocks (the long-input path) gives every row the same result as scoring
+    /// them at once, dropout masks included; and past `queryBlock` rows it matches the reference.
+    @Test func blockedAttentionMatchesWholeRows() {
+        let (batch, length, heads, kvHeads, headDim) = (2, 9, 4, 2, 8)
+        var rng = SeededRandom(seed: 61)
+        let q = rng.floats(batch * length * heads * headDim), k = rng.floats(batch * length * kvHeads * headDim)
+        let v = rng.floats(k.count)
+        let valid = [2..<9, 0..<9]
+        let scratch = FloatBuffer(count: Parallel.coreCount * length * length)
+        for dropout in [nil, Dropout(probability: 0.3, seed: 5)] {
+            func run(block: Int) -> [Float] {
+                var out = [Float](repeating: 0, count: q.count)
+                Attention.forward(q: q, k: k, v: v, out: &out, batch: batch, length: length, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                  valid: valid, pattern: AttentionPattern(causal: false, before: 3, after: 3), scratch: scratch,
+                                  dropout: dropout, queryBlock: block)
+                return out
+            }
+            let whole = run(block: length)
+            for block in [1, 2, 4] { #expect(Compare.maxAbs(run(block: block), whole) < 1e-6) }
+        }
+        let long = Attention.queryBlock + 44
+        let ql = rng.floats(long * 2 * 4), kl = rng.floats(long * 1 * 4), vl = rng.floats(kl.count)
+        var out = [Float](repeating: 0, count: ql.count)
+        Attention.forward(q: ql, k: kl, v: vl, out: &out, batch: 1, length: long, heads: 2, kvHeads: 1, headDim: 4, valid: [3..<long],
+                          pattern: AttentionPattern(causal: true), scratch: FloatBuffer(count: Attention.scratchCount(length: long)))
+        let expected = ReferenceKernels.attention(q: ql, k: kl, v: vl, batch: 1, length: long, heads: 2, kvHeads: 1, headDim: 4,
+                                                  valid: [3..<long], pattern: AttentionPattern(causal: true))
+        #expect(Compare.maxAbs(out, expected) < 1e-5)
+    }
+
     @Test func fastExpIsAccurateAndFinite() {
         var worst: Double = 0
         var x: Float = -87
