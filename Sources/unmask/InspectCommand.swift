@@ -12,6 +12,8 @@ struct InspectCommand: ParsableCommand {
         try reportingErrors {
             let checkpoint = try Checkpoint(path: model)
             let c = checkpoint.config
+            // What the config claims must be what the weights hold, or the description would mislead.
+            try DecoderWeights.checkShapes(checkpoint.tensors, config: c, configName: checkpoint.folder.map { $0.appendingPathComponent("config.json").path } ?? "GGUF metadata")
             var parameters = 0
             var dtypes: [String: Int] = [:]
             for name in checkpoint.tensors.tensorNames {

@@ -115,6 +115,9 @@ final class RobustnessTests: XCTestCase {
         }
         let result = try Executables.run(["embed", "--model", huge, "--input", try textFile(["hello"])])
         XCTAssertTrue(result.status == 1 && result.stderr.contains("num_hidden_layers"), result.stderr)
+        // inspect checks what it describes too.
+        let inspect = try Executables.run(["inspect", "--model", huge])
+        XCTAssertTrue(inspect.status == 1 && inspect.stderr.contains("num_hidden_layers") && inspect.stdout.isEmpty, inspect.stderr)
     }
 
     /// Long texts without spaces (CJK, base64) are cut by tokens when llm2vec's word cut would

@@ -61,64 +61,90 @@ public struct DecoderWeights: Sendable {
     public let layers: [DecoderLayerWeights]
     public let norm: WeightTensor
 
-    /// Loads and shape-checks every tensor the encoder needs. Accepts both `model.`-prefixed names
-    /// (`*ForCausalLM` checkpoints) and bare ones (`LlamaModel` / llm2vec `...BiModel` saves).
-    /// `configName` says where the hyperparameters came from, for shape errors; `normOffset` is
-    /// added to norm weights (the architecture's `hfNormOffset` for safetensors, 0 for GGUF).
-    public static func load(from source: TensorSource, config c: DecoderConfig, normOffset: Float? = nil,
-                            configName: String = "config.json") throws -> DecoderWeights {
+    /// Every tensor a decoder with `c` needs, by Hugging Face name (as `source` spells it), with
+    /// its expected shape and the config fields that decide that shape.
+    static func plan(_ source: TensorSource, config c: DecoderConfig) -> [(name: String, shape: [Int], because: String)] {
         let table = Architecture.of(c).tensors
-        let offset = normOffset ?? table.hfNormOffset
+        // `model.`-prefixed names (`*ForCausalLM` checkpoints) or bare ones (`LlamaModel`, llm2vec's `...BiModel` saves).
         let prefix = source.info(TensorNameTable.embedding.hf) != nil ? "model." : ""
-        func tensor(_ hfName: String, _ expected: [Int], _ because: @autoclosure () -> String) throws -> WeightTensor {
-            let full = prefix + hfName.dropPrefix("model.")
-            guard let info = source.info(full) else {
-                throw UnmaskError.missingTensor(file: source.tensorNames.isEmpty ? "weights" : (source.info(source.tensorNames[0])?.file ?? "weights"), name: full)
-            }
-            guard info.shape == expected else {
-                throw UnmaskError.tensorShapeMismatch(file: info.file, name: full, shape: info.shape, expected: expected, because: "from \(configName): " + because())
-            }
-            let tensor = try source.float32(full)
-            // One pass at load: a NaN in a weight would otherwise surface as silent NaN embeddings.
-            if let bad = firstNonFinite(tensor) {
-                throw UnmaskError.nonFiniteTensor(file: info.file, name: full, index: bad, value: tensor.pointer[bad])
-            }
-            return tensor
-        }
-        func norm(_ hfName: String, _ expected: [Int], _ because: String) throws -> WeightTensor {
-            let weight = try tensor(hfName, expected, because)
-            guard offset != 0 else { return weight }
-            let shifted = FloatBuffer(count: weight.count)
-            for i in 0..<weight.count { shifted[i] = weight.pointer[i] + offset }
-            return WeightTensor(buffer: shifted, shape: weight.shape)
-        }
+        func name(_ hf: String) -> String { prefix + String(hf.dropFirst("model.".count)) }
         let h = c.hiddenSize
-        // Sizes from the config are checked against the files before anything is sized by them:
-        // a config claiming a billion layers fails on the first missing one, not in an allocation.
-        if c.layerCount > 1, let last = table.layerTensors.first {
-            let name = prefix + table.hfName(layer: c.layerCount - 1, last).dropPrefix("model.")
+        var tensors = [(name(TensorNameTable.embedding.hf), [c.vocabularySize, h], "vocab_size=\(c.vocabularySize), hidden_size=\(h)")]
+        for i in 0..<c.layerCount {
+            for role in table.layerTensors {
+                let (shape, because) = table.shape(role, config: c)
+                tensors.append((name(table.hfName(layer: i, role)), shape, because))
+                if table.hasBias(role, config: c) { tensors.append((name(table.hfName(layer: i, role, bias: true)), [shape[0]], because)) }
+            }
+        }
+        tensors.append((name(TensorNameTable.finalNorm.hf), [h], "hidden_size=\(h)"))
+        return tensors
+    }
+
+    /// Checks that `source` holds every tensor of `c` with its shape, reading no data: sizes from
+    /// a config are checked against the files before anything is sized by them (a config claiming
+    /// a billion layers fails on the first missing tensor, not in an allocation).
+    public static func checkShapes(_ source: TensorSource, config c: DecoderConfig, configName: String = "config.json") throws {
+        // The last layer first: a wrong layer count is the commonest mismatch and the cheapest to find.
+        if c.layerCount > 1, let last = Architecture.of(c).tensors.layerTensors.first {
+            let prefix = source.info(TensorNameTable.embedding.hf) != nil ? "model." : ""
+            let name = prefix + String(Architecture.of(c).tensors.hfName(layer: c.layerCount - 1, last).dropFirst("model.".count))
             guard source.info(name) != nil else {
                 throw UnmaskError.invalidField(file: configName, field: "num_hidden_layers",
                                                expected: "the number of layers the weights hold; \(c.layerCount) needs '\(name)', which is missing")
             }
         }
-        let embed = try tensor(TensorNameTable.embedding.hf, [c.vocabularySize, h], "vocab_size=\(c.vocabularySize), hidden_size=\(h)")
+        for (name, expected, because) in plan(source, config: c) {
+            guard let info = source.info(name) else {
+                throw UnmaskError.missingTensor(file: source.tensorNames.isEmpty ? "weights" : (source.info(source.tensorNames[0])?.file ?? "weights"), name: name)
+            }
+            guard info.shape == expected else {
+                throw UnmaskError.tensorShapeMismatch(file: info.file, name: name, shape: info.shape, expected: expected, because: "from \(configName): " + because)
+            }
+        }
+    }
+
+    /// Loads every tensor the encoder needs, after `checkShapes`. `configName` says where the
+    /// hyperparameters came from, for errors; `normOffset` is added to norm weights (the
+    /// architecture's `hfNormOffset` for safetensors, 0 for GGUF).
+    public static func load(from source: TensorSource, config c: DecoderConfig, normOffset: Float? = nil,
+                            configName: String = "config.json") throws -> DecoderWeights {
+        try checkShapes(source, config: c, configName: configName)
+        let table = Architecture.of(c).tensors
+        let offset = normOffset ?? table.hfNormOffset
+        var planned = plan(source, config: c).makeIterator()
+        // Tensors come in `plan`'s order.
+        func next() throws -> WeightTensor {
+            let (name, _, _) = planned.next()!
+            let tensor = try source.float32(name)
+            // One pass at load: a NaN in a weight would otherwise surface as silent NaN embeddings.
+            if let bad = firstNonFinite(tensor) {
+                throw UnmaskError.nonFiniteTensor(file: source.info(name)?.file ?? "weights", name: name, index: bad, value: tensor.pointer[bad])
+            }
+            return tensor
+        }
+        func norm() throws -> WeightTensor {
+            let weight = try next()
+            guard offset != 0 else { return weight }
+            let shifted = FloatBuffer(count: weight.count)
+            for i in 0..<weight.count { shifted[i] = weight.pointer[i] + offset }
+            return WeightTensor(buffer: shifted, shape: weight.shape)
+        }
+        let embed = try next()
         var layers: [DecoderLayerWeights] = []
         for i in 0..<c.layerCount {
             var norms: [LayerTensor: WeightTensor] = [:]
             var linears: [LoRAProjection: Linear] = [:]
             for role in table.layerTensors {
-                let (shape, because) = table.shape(role, config: c)
                 if let projection = role.projection {
-                    linears[projection] = Linear(
-                        weight: try tensor(table.hfName(layer: i, role), shape, because),
-                        bias: table.hasBias(role, config: c) ? try tensor(table.hfName(layer: i, role, bias: true), [shape[0]], because) : nil)
+                    let weight = try next()
+                    linears[projection] = Linear(weight: weight, bias: table.hasBias(role, config: c) ? try next() : nil)
                 } else {
-                    norms[role] = try norm(table.hfName(layer: i, role), shape, because)
+                    norms[role] = try norm()
                 }
             }
             guard let attentionNorm = norms[.attentionNorm], let mlpNorm = norms[.mlpNorm], linears.count == LoRAProjection.allCases.count else {
-                preconditionFailure("\(c.modelType)'s name table lacks a pre-norm or a projection")
+                preconditionFailure("\(c.modelType)'s name table lacks a pre-norm or a projection (layer \(i))")
             }
             layers.append(DecoderLayerWeights(
                 attentionNorm: attentionNorm, queryNorm: norms[.queryNorm], keyNorm: norms[.keyNorm],
@@ -126,7 +152,7 @@ public struct DecoderWeights: Sendable {
                 qProj: linears[.q]!, kProj: linears[.k]!, vProj: linears[.v]!, oProj: linears[.o]!,
                 gateProj: linears[.gate]!, upProj: linears[.up]!, downProj: linears[.down]!))
         }
-        let final = try norm(TensorNameTable.finalNorm.hf, [h], "hidden_size=\(h)")
+        let final = try norm()
         return DecoderWeights(embedTokens: embed, layers: layers, norm: final)
     }
 
@@ -166,8 +192,4 @@ func firstNonFinite(_ tensor: WeightTensor) -> Int? {
         i += 1
     }
     return nil
-}
-
-private extension String {
-    func dropPrefix(_ prefix: String) -> String { hasPrefix(prefix) ? String(dropFirst(prefix.count)) : self }
 }
