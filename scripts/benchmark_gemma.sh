@@ -5,9 +5,12 @@
 # second reference venv for the PyTorch rows (scripts/setup_reference_envs.sh st).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product unmask-bench >/dev/null
-swift build -c release --product unmask >/dev/null
-texts=.build/bench-texts.txt
+# SCRATCH picks the build folder (default .build), e.g. a second release folder beside a debug one.
+scratch="${SCRATCH:-.build}"
+swift build -c release --product unmask-bench --scratch-path "$scratch" >/dev/null
+swift build -c release --product unmask --scratch-path "$scratch" >/dev/null
+bin="$scratch/release"
+texts="$scratch/bench-texts.txt"
 # 512 texts of 8-60 words from the sample sentences, the same file for both sides.
 python3 - "$texts" <<'PY'
 import random, sys
@@ -22,8 +25,13 @@ echo "CPU flags: $(grep -m1 -o -w -E 'avx512f|avx512_bf16|avx512_vnni|avx_vnni|a
 rss() { /usr/bin/time -f "%M" "$@" 2>&1 >/dev/null | tail -1; }
 for model in embeddinggemma gemma3-270m; do
     echo
-    echo "### $model: Unmask"
-    .build/release/unmask-bench --model "$model"
+    echo "### $model: Unmask, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset)}"
+    "$bin/unmask-bench" --model "$model"
+    if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
+        echo
+        echo "### $model: Unmask, OPENBLAS_CORETYPE unset"
+        env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$bin/unmask-bench" --model "$model"
+    fi
     if [ -x .venv-st/bin/python ]; then
         echo
         echo "### $model: PyTorch"
@@ -33,7 +41,7 @@ done
 echo
 echo "### EmbeddingGemma end to end: unmask embed of the same 512 texts (prompt document, batch 32)"
 start=$(date +%s.%N)
-kb=$(rss .build/release/unmask embed --model embeddinggemma --prompt-name document --batch-size 32 --input "$texts" --output /dev/null)
+kb=$(rss "$bin/unmask" embed --model embeddinggemma --prompt-name document --batch-size 32 --input "$texts" --output /dev/null)
 end=$(date +%s.%N)
-tokens=$(.build/release/unmask tokenize --model embeddinggemma --input "$texts" | python3 -c "import sys, json; print(sum(len(json.loads(l)['ids']) for l in sys.stdin))")
+tokens=$("$bin/unmask" tokenize --model embeddinggemma --input "$texts" | python3 -c "import sys, json; print(sum(len(json.loads(l)['ids']) for l in sys.stdin))")
 python3 -c "print(f'| whole process (load + encode) | {$end - $start:.2f} s |'); print(f'| peak RSS | {$kb / 1024:.0f} MB |'); print(f'| tokens (without the prompt) | $tokens |')"

@@ -92,10 +92,23 @@ func reportingErrors(_ body: () throws -> Void) throws {
 func writeOutput(_ data: Data, to path: String?) throws {
     guard let path else { return try writeStandardOutput(data) }
     var isDirectory: ObjCBool = false
-    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+    let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+    if exists, isDirectory.boolValue {
         throw UnmaskError.unwritableFile(path: path, reason: "it is a directory; give a file name")
     }
-    do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+    // A link is followed, so the rename replaces the file it names, not the link. Devices and
+    // pipes (/dev/null, a FIFO) are written in place: renaming onto them would replace them.
+    let target = URL(fileURLWithPath: path).resolvingSymlinksInPath()
+    let type = exists ? (try? FileManager.default.attributesOfItem(atPath: target.path)[.type] as? FileAttributeType) : nil
+    do {
+        if !exists || type == .typeRegular {
+            try data.write(to: target, options: .atomic)
+        } else {
+            let handle = try FileHandle(forWritingTo: target)
+            defer { try? handle.close() }
+            try handle.write(contentsOf: data)
+        }
+    } catch {
         throw UnmaskError.unwritableFile(path: path, reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
     }
 }

@@ -89,6 +89,22 @@ final class RobustnessTests: XCTestCase {
         XCTAssertTrue(try String(contentsOf: output, encoding: .utf8).hasPrefix("{\"embedding\""))
     }
 
+    /// Devices are written in place (renaming onto /dev/null would replace it) and links are
+    /// followed (the file they name is replaced, the link stays).
+    func testDevicesAndLinksAsOutput() throws {
+        let input = try textFile(["hello"])
+        XCTAssertEqual(try Executables.run(["embed", "--model", model, "--input", input, "--output", "/dev/null"]).status, 0)
+        let attributes = try FileManager.default.attributesOfItem(atPath: "/dev/null")
+        XCTAssertEqual(attributes[.type] as? FileAttributeType, .typeCharacterSpecial)
+        let folder = try Fixtures.temporaryDirectory("robust-link")
+        let real = folder.appendingPathComponent("real.jsonl"), link = folder.appendingPathComponent("link.jsonl")
+        try Data("old\n".utf8).write(to: real)
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: real)
+        XCTAssertEqual(try Executables.run(["embed", "--model", model, "--input", input, "--output", link.path]).status, 0)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: link.path)[.type] as? FileAttributeType, .typeSymbolicLink)
+        XCTAssertTrue(try String(contentsOf: real, encoding: .utf8).hasPrefix("{\"embedding\""))
+    }
+
     func testANaNWeightIsNamedAtLoad() throws {
         let corrupt = try modelCopy { folder in
             let url = folder.appendingPathComponent("model.safetensors")
