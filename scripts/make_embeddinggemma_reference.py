@@ -25,14 +25,13 @@ calls it (default `normalize_embeddings=False`: the unit length comes from the m
 Floats are float32 values printed with 9 significant digits. Takes a few minutes on 2 cores.
 """
 import argparse
-import hashlib
 import json
 import os
 import platform
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from fixture_support import f9, reference_environment, sha256
+
+reference_environment(cpu_only=False)
 
 import numpy as np  # noqa: E402
 import sentence_transformers  # noqa: E402
@@ -71,21 +70,9 @@ def long_text(tokenizer, target):
     return " ".join(words[:lo])
 
 
-def f9(values):
-    return [float(f"{float(v):.9g}") for v in np.asarray(values, dtype=np.float32).reshape(-1)]
-
-
 def summary(vector, n=16):
     v = np.asarray(vector, dtype=np.float32)
     return {"dim": int(v.shape[-1]), "first": f9(v[:n]), "l2_norm": f9([np.linalg.norm(v.astype(np.float64))])[0]}
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def run_case(model, name, prompt_name, texts, indices, batch_size, max_seq_length=None, truncate_dim=None):

@@ -26,16 +26,15 @@ mean-pooled embeddings causal and bidirectional) and logits.f32 (the full next-t
 last position of the first two prompts, float32 little-endian, vocab_size values each, in order).
 """
 import argparse
-import hashlib
 import heapq
 import importlib.metadata
 import json
 import os
 import platform
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from fixture_support import GGUF_PROMPTS as PROMPTS, GGUF_TEXTS as TEXTS, f9, reference_environment, sha256
+
+reference_environment(cpu_only=False)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -45,15 +44,7 @@ from gguf.quants import dequantize  # noqa: E402
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig  # noqa: E402
 
 HOME = os.environ.get("UNMASK_HOME", os.path.expanduser("~/.cache/unmask"))
-PROMPTS = ["The capital of France is", "def fibonacci(n):", "Once upon a time, there was a"]
 LOGITS_FILE_PROMPTS = 2
-TEXTS = [
-    "A man is playing a guitar on stage.",
-    "Someone performs music with a guitar in front of an audience.",
-    "The stock market fell sharply after the interest rate announcement.",
-    "How do I reset my password?",
-    "Unicode: naïve café, 東京, 🙂 and numbers 12345.",
-]
 TOKENIZER_PROBES = TEXTS + PROMPTS + [
     "Hello world", " leading space", "two  spaces and\nnewline\n\nparagraph", "tabs\tand   three spaces",
     "<bos> is plain text here", "ÀÉÎÕÜ ß 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \u200b zero-width", "",
@@ -67,18 +58,6 @@ PER_LAYER = {
     "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
 }
 GLOBAL = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight"}
-
-
-def f9(values):
-    return [float(f"{float(v):.9g}") for v in np.asarray(values, dtype=np.float32).reshape(-1)]
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def metadata(reader):

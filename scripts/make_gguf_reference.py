@@ -22,16 +22,8 @@ import torch
 from safetensors.torch import save_file
 from transformers import PreTrainedTokenizerFast
 
+from fixture_support import GGUF_PROMPTS as PROMPTS, GGUF_TEXTS as TEXTS
 from gguf_to_hf import load_hf, smollm2_path
-
-PROMPTS = ["The capital of France is", "def fibonacci(n):", "Once upon a time, there was a"]
-TEXTS = [
-    "A man is playing a guitar on stage.",
-    "Someone performs music with a guitar in front of an audience.",
-    "The stock market fell sharply after the interest rate announcement.",
-    "How do I reset my password?",
-    "Unicode: naïve café, 東京, 🙂 and numbers 12345.",
-]
 
 
 def main():

@@ -48,20 +48,21 @@ through `L2V` on transformers 4.57.1 and checks the same ids, pooled counts, bat
 doc texts and embeddings within 1e-4 (they agree to ~1e-6); it writes nothing.
 """
 
-import argparse
-import ast
-import hashlib
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
-# The reference is the CPU float32 one.
-os.environ["CUDA_VISIBLE_DEVICES"] = ""
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+SCRIPTS = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, SCRIPTS)
+from fixture_support import (  # noqa: E402
+    MAIN_INPUTS, additive, allowed_keys, case_record, cos, f32, fresh_fixture_folder, last_hidden, log,
+    model_fixture_arguments, random_model, record_cases, record_hidden_states, reference_environment,
+    reference_versions, reproduce, require_st_versions, sanity, tokenization_record, tokenizer_vocab_size,
+    write_expected_json,
+)
+
+reference_environment()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -82,39 +83,8 @@ from transformers import (  # noqa: E402
     Qwen3Model,
 )
 
-SCRIPTS = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(SCRIPTS)
-sys.path.insert(0, SCRIPTS)
 import make_tokenizer_fixtures as mtf  # noqa: E402  (tokenizers + transformers only)
 
-DEFAULT_TOKENIZERS = os.path.join(ROOT, "Tests", "Fixtures", "tokenizers")
-DEFAULT_OUT = os.path.join(ROOT, "Tests", "Fixtures", "models")
-TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
-
-
-def _existing_constants():
-    """The inputs and pooling list of scripts/make_model_fixtures.py, read from its source
-    (it imports llm2vec at the top, which fails on transformers 4.57)."""
-    wanted = {"INSTR_SIM", "INSTR_QA", "MAIN_INPUTS", "EMPTY_TEXT_INPUTS", "HIDDEN_STATE_INPUT", "POOLINGS"}
-    path = os.path.join(SCRIPTS, "make_model_fixtures.py")
-    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
-    ns = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in wanted for t in node.targets):
-            exec(compile(ast.Module(body=[node], type_ignores=[]), path, "exec"), ns)
-    missing = wanted - ns.keys()
-    assert not missing, f"not found in make_model_fixtures.py: {missing}"
-    return ns
-
-
-_C = _existing_constants()
-MAIN_INPUTS = _C["MAIN_INPUTS"]
-EMPTY_TEXT_INPUTS = _C["EMPTY_TEXT_INPUTS"]
-HIDDEN_STATE_INPUT = _C["HIDDEN_STATE_INPUT"]
-POOLINGS = _C["POOLINGS"]
-
-WEIGHT_STD = 0.15  # linear and embedding weights (HF would use 0.02), as make_model_fixtures.py
-NORM_STD = 0.1  # RMSNorm weights: 1 + NORM_STD * N(0, 1); Gemma stores w for a (1 + w) scale: NORM_STD * N(0, 1)
 NO_WINDOW = 4096  # the sliding-window ablation: longer than every input
 
 COMMON = dict(
@@ -168,110 +138,6 @@ MODELS = [
 # class), and the family's EOS text for the two new ones (see L2V).
 EOS_SUFFIX = {"llama": " </s>", "mistral": " </s>", "qwen2": "<|endoftext|>", "gemma3_text": "<eos>", "qwen3": "<|endoftext|>"}
 EXISTING_MODELS = ["llama3-tied-f32", "llama2-bf16", "mistral-f16-sharded", "qwen2-bias-f32", "smollm-f32"]
-
-
-# --------------------------------------------------------------------------
-# helpers (as in scripts/make_model_fixtures.py)
-
-
-def log(*a):
-    print(*a, flush=True)
-
-
-def f32(x):
-    """A float32 value as a JSON-friendly float with 9 significant digits (round-trips)."""
-    return float(f"{float(np.float32(x)):.9g}")
-
-
-def to_json(obj, indent=0):
-    """Pretty JSON with every list of numbers on one line."""
-    pad = " " * indent
-    pad2 = " " * (indent + 2)
-    if isinstance(obj, dict):
-        if not obj:
-            return "{}"
-        items = [f"{pad2}{json.dumps(k)}: {to_json(v, indent + 2)}" for k, v in obj.items()]
-        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
-    if isinstance(obj, (list, tuple)):
-        if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in obj):
-            return "[" + ", ".join(json.dumps(x) for x in obj) + "]"
-        if obj and all(isinstance(x, str) for x in obj) and sum(len(x) for x in obj) < 60:
-            return "[" + ", ".join(json.dumps(x, ensure_ascii=False) for x in obj) + "]"
-        if not obj:
-            return "[]"
-        items = [pad2 + to_json(v, indent + 2) for v in obj]
-        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
-    return json.dumps(obj, ensure_ascii=False)
-
-
-def write_json(path, obj):
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(to_json(obj))
-        f.write("\n")
-
-
-def cos(a, b):
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
-
-
-def copy_tokenizer(src, dst):
-    for fn in TOKENIZER_FILES:
-        p = os.path.join(src, fn)
-        if not os.path.exists(p):
-            raise SystemExit(f"missing tokenizer file {p}")
-        if fn == "tokenizer_config.json":
-            with open(p, encoding="utf-8") as f:
-                cfg = json.load(f)
-            if cfg.get("model_input_names") != ["input_ids", "attention_mask"]:
-                cfg["model_input_names"] = ["input_ids", "attention_mask"]
-                with open(os.path.join(dst, fn), "w", encoding="utf-8") as f:
-                    json.dump(cfg, f, indent=2, ensure_ascii=False)
-                    f.write("\n")
-                continue
-        shutil.copyfile(p, os.path.join(dst, fn))
-
-
-def normalize_permissions(d):
-    # safetensors files come out 0600; make the fixtures plainly readable
-    for root, _, files in os.walk(d):
-        for fn in files:
-            os.chmod(os.path.join(root, fn), 0o644)
-
-
-def file_hashes(d, names):
-    out = {}
-    for fn in names:
-        with open(os.path.join(d, fn), "rb") as f:
-            out[fn] = hashlib.sha256(f.read()).hexdigest()
-    return out
-
-
-def tokenizer_vocab_size(tok):
-    ids = list(tok.get_vocab().values())
-    return max(len(tok), max(ids) + 1)
-
-
-def adds_bos(tok):
-    ids = tok("a")["input_ids"]
-    return tok.bos_token_id is not None and len(ids) > 0 and ids[0] == tok.bos_token_id
-
-
-@torch.no_grad()
-def randomize(model, seed, gemma_norms):
-    """Deterministic, larger-than-HF random init (non-uniform attention)."""
-    g = torch.Generator().manual_seed(seed)
-    for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
-        if name.endswith("norm.weight"):
-            v = NORM_STD * torch.randn(p.shape, generator=g)
-            if not gemma_norms:
-                v = 1.0 + v
-        elif name.endswith(".bias"):
-            raise AssertionError(f"unexpected bias {name}")
-        else:
-            v = WEIGHT_STD * torch.randn(p.shape, generator=g)
-        p.copy_(v.to(p.dtype))
 
 
 # --------------------------------------------------------------------------
@@ -357,31 +223,6 @@ def make_gemma3_tokenizer(tok_root):
 
 # --------------------------------------------------------------------------
 # attention masks
-
-
-def allowed_keys(mask2d, model_type, layer_type, window, bidirectional):
-    """Boolean (B, L, L): may query q attend to key kv, per Unmask's conventions (which the
-    reference is checked against): full layers see every earlier (causal) or every
-    (bidirectional) non-padding key; sliding layers keys kv with 0 <= q - kv < w when causal,
-    and when bidirectional |q - kv| < w (Qwen3) or |q - kv| <= w // 2 (Gemma 3, whose config
-    turns w into w // 2 + 1 with use_bidirectional_attention). w = config.json's sliding_window."""
-    L = mask2d.shape[1]
-    q = torch.arange(L)[:, None]
-    kv = torch.arange(L)[None, :]
-    if layer_type == "full_attention":
-        rule = torch.ones(L, L, dtype=torch.bool) if bidirectional else kv <= q
-    elif not bidirectional:
-        rule = (kv <= q) & (q - kv < window)
-    elif model_type == "gemma3_text":
-        rule = (q - kv).abs() <= window // 2
-    else:
-        rule = (q - kv).abs() < window
-    return rule[None] & mask2d.bool()[:, None, :]
-
-
-def additive(allowed):
-    """transformers' eager mask: 0 where allowed, the float32 minimum elsewhere, (B, 1, L, L)."""
-    return torch.where(allowed, 0.0, torch.finfo(torch.float32).min)[:, None].to(torch.float32)
 
 
 class Qwen3BiModel(Qwen3Model):
@@ -709,69 +550,7 @@ class Manual:
 
 
 # --------------------------------------------------------------------------
-# reference runs (as scripts/make_model_fixtures.py)
-
-
-def tokenization_record(l2v, inputs, batch_size):
-    """input_ids / pooled_counts per input and the batches llm2vec forms."""
-    converted = [l2v._convert_to_str(i, t) for i, t in inputs]
-    sep = "!@#$%^&*()"
-    doc_texts = [c.split(sep)[1] for c in converted]
-    input_ids, counts = [], []
-    for c in converted:
-        f = l2v.tokenize([l2v.prepare_for_tokenization(c)])
-        am = f["attention_mask"][0].bool()
-        assert bool(am.all()), "single input must have no padding"
-        input_ids.append([int(x) for x in f["input_ids"][0][am]])
-        counts.append(int(f["embed_mask"][0].sum()))
-    # llm2vec.encode: argsort of negative character length, then fixed-size batches
-    lengths = [l2v._text_length(c) for c in converted]
-    order = [int(i) for i in np.argsort([-n for n in lengths])]
-    if len(set(lengths)) != len(lengths):
-        log(f"    note: converted-length tie in {lengths}; argsort order {order}")
-    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
-    # cross-check against batch tokenization (left padding, pad = eos)
-    for b in batches:
-        f = l2v.tokenize([l2v.prepare_for_tokenization(converted[i]) for i in b])
-        for row, i in enumerate(b):
-            am = f["attention_mask"][row].bool()
-            assert [int(x) for x in f["input_ids"][row][am]] == input_ids[i]
-            assert int(f["embed_mask"][row].sum()) == counts[i]
-            assert bool(am[-1]) and (int(am.sum()) == len(input_ids[i]))
-    for b in batches:
-        if len(b) > 1:
-            # an empty pooling mask in a padded batch would average padding positions
-            assert all(counts[i] > 0 for i in b), f"empty pooling mask in a padded batch: {counts} {batches}"
-    return input_ids, counts, batches, doc_texts
-
-
-def pool(h, ids_row, pooling, n, bos):
-    if pooling == "mean":
-        return h[-n:].mean(0) if n > 0 else h.mean(0)  # n == 0: whole row
-    if pooling == "weighted_mean":
-        wts = torch.arange(1, n + 1, dtype=torch.float32)
-        return (h[-n:] * (wts / wts.sum())[:, None]).sum(0) if n > 0 else torch.zeros(h.shape[-1])
-    if pooling in ("last_token", "eos_token"):
-        return h[-1]
-    if pooling == "bos_token":
-        sel = h[ids_row == bos]
-        assert sel.shape[0] == 1
-        return sel[0]
-    raise ValueError(pooling)
-
-
-@torch.no_grad()
-def reproduce(forward, pad, bos, pooling, input_ids, counts, batches):
-    """Recompute embeddings from the recorded fields alone (what a port consumes)."""
-    out = [None] * len(input_ids)
-    for b in batches:
-        L = max(len(input_ids[i]) for i in b)
-        ids = torch.tensor([[pad] * (L - len(input_ids[i])) + input_ids[i] for i in b])
-        mask = torch.tensor([[0] * (L - len(input_ids[i])) + [1] * len(input_ids[i]) for i in b])
-        h = forward(ids, mask)
-        for row, i in enumerate(b):
-            out[i] = pool(h[row], ids[row], pooling, counts[i], bos).numpy()
-    return np.stack(out)
+# reference runs
 
 
 def run_case(path, manual, name, attention, pooling, inputs, batch_size, max_length=512, doc_max_length=400):
@@ -779,63 +558,18 @@ def run_case(path, manual, name, attention, pooling, inputs, batch_size, max_len
     emb = l2v.encode([[i, t] for i, t in inputs], batch_size=batch_size)
     assert emb.dtype == np.float32 and emb.shape == (len(inputs), l2v.config.hidden_size), emb.shape
     assert np.isfinite(emb).all()
-    input_ids, counts, batches, doc_texts = tokenization_record(l2v, inputs, batch_size)
+    record = tokenization_record(l2v, inputs, batch_size)
+    input_ids, counts, batches, _ = record
     pad, bos = l2v.tokenizer.pad_token_id, l2v.tokenizer.bos_token_id
     again = reproduce(lambda i, m: l2v.model(input_ids=i, attention_mask=m).last_hidden_state,
-                      pad, bos, pooling, input_ids, counts, batches)
+                         pad, bos, pooling, input_ids, counts, batches)
     err = float(np.abs(again - emb).max())
     assert err < 1e-5, f"{name}: recomputed embeddings differ by {err}"
     bidirectional = attention == "bidirectional"
     independent = reproduce(lambda i, m: manual(i, m, bidirectional), pad, bos, pooling, input_ids, counts, batches)
     err2 = float(np.abs(independent - emb).max())
     assert err2 < 1e-4, f"{name}: the independent forward pass differs by {err2}"
-    return dict(
-        name=name,
-        attention=attention,
-        pooling=pooling,
-        max_length=max_length,
-        doc_max_length=doc_max_length,
-        batch_size=batch_size,
-        inputs=[{"instruction": i, "text": t} for i, t in inputs],
-        doc_texts=doc_texts,
-        input_ids=input_ids,
-        pooled_counts=counts,
-        batches=batches,
-        embeddings=[[f32(x) for x in row] for row in emb],
-    ), emb, err2
-
-
-@torch.no_grad()
-def last_hidden(model, ids, mask=None):
-    ids = ids.clone() if isinstance(ids, torch.Tensor) else torch.tensor(ids, dtype=torch.long)
-    if ids.dim() == 1:
-        ids = ids[None]
-    if mask is None:
-        mask = torch.ones_like(ids)
-    return model(input_ids=ids, attention_mask=mask).last_hidden_state
-
-
-@torch.no_grad()
-def verify_attention(spec, tok, models_, ids):
-    """Bidirectional really attends to later tokens; causal does not; padding keys are masked."""
-    ids2 = list(ids)
-    ids2[-1] = (ids2[-1] + 7) % tokenizer_vocab_size(tok)
-    for label, model in models_.items():
-        h1 = last_hidden(model, ids)[0]
-        h2 = last_hidden(model, ids2)[0]
-        d0 = float((h1[0] - h2[0]).abs().max())
-        if label == "bidirectional":
-            assert d0 > 1e-3, f"{spec['name']}: {label} first position unaffected by last token ({d0})"
-        else:
-            assert d0 == 0.0, f"{spec['name']}: {label} first position changed ({d0})"
-        # left padding with pad keys masked: same states as alone
-        pad = tok.eos_token_id
-        padded = torch.tensor([[pad] * 5 + list(ids)])
-        mask = torch.tensor([[0] * 5 + [1] * len(ids)])
-        hp = last_hidden(model, padded, mask)[0, 5:]
-        dp = float((hp - h1).abs().max())
-        assert dp < 1e-4, f"{spec['name']}: {label} padded vs unpadded differ by {dp}"
-        log(f"    {label}: first-position change when last token changes = {d0:.4g}; padded-vs-alone max diff = {dp:.2g}")
+    return case_record(name, attention, pooling, max_length, doc_max_length, batch_size, inputs, record, emb), emb, err2
 
 
 @torch.no_grad()
@@ -933,28 +667,12 @@ def windows_ablation(spec, path, manual, tok):
 
 
 def make_checkpoint(spec, tok_root, out_root):
-    d = os.path.join(out_root, spec["name"])
-    if os.path.isdir(d):
-        shutil.rmtree(d)
-    os.makedirs(d)
-    copy_tokenizer(os.path.join(tok_root, spec["tokenizer"]), d)
+    d = fresh_fixture_folder(spec, tok_root, out_root)
     tok = AutoTokenizer.from_pretrained(d)
     vocab = tokenizer_vocab_size(tok)
-    extra = {}
-    if spec["config_class"] is Gemma3TextConfig:
-        extra["pad_token_id"] = tok.pad_token_id
-    cfg = spec["config_class"](
-        vocab_size=vocab,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        **extra,
-        **COMMON,
-        **spec["config"],
-    )
-    torch.manual_seed(spec["seed"])
-    model = spec["model_class"](cfg).to(torch.float32)
-    randomize(model, spec["seed"], gemma_norms=spec["config_class"] is Gemma3TextConfig)
-    model = model.to(spec["dtype"])
+    gemma = spec["config_class"] is Gemma3TextConfig
+    _, model = random_model(spec, tok, vocab, COMMON, {"pad_token_id": tok.pad_token_id} if gemma else None,
+                            gemma_norms=gemma)
     model.save_pretrained(d, safe_serialization=True)
 
     files = sorted(os.listdir(d))
@@ -977,77 +695,29 @@ def make_checkpoint(spec, tok_root, out_root):
     return d, tok
 
 
-def main_cases(spec, path, manual, tok):
-    cases = []
-    has_bos = adds_bos(tok)
-    poolings = [p for p in POOLINGS if p != "bos_token" or has_bos]
-    main = MAIN_INPUTS
-    embs = {}
+def main_cases(path, manual, tok):
     worst = 0.0
 
     def run(*a, **k):
         nonlocal worst
         c, e, err = run_case(path, manual, *a, **k)
         worst = max(worst, err)
-        cases.append(c)
-        return e
+        return c, e
 
-    for attention in ("bidirectional", "causal"):
-        for pooling in poolings:
-            embs[(attention, pooling)] = run(f"{attention}-{pooling}", attention, pooling, main, 3)
-    # truncation: max_length 12 (token truncation, right side) and doc_max_length 10
-    for attention, pooling in (("bidirectional", "mean"), ("causal", "weighted_mean"), ("bidirectional", "eos_token")):
-        run(f"{attention}-{pooling}-max_length12", attention, pooling, main, 3, max_length=12)
-    for attention, pooling in (("bidirectional", "mean"), ("causal", "mean")):
-        run(f"{attention}-{pooling}-doc_max_length10", attention, pooling, main, 3, doc_max_length=10)
-    # empty text with an instruction, alone in its batch (batch_size 1)
-    empty_poolings = ["mean", "weighted_mean", "last_token", "eos_token"] + (["bos_token"] if has_bos else [])
-    for attention in ("bidirectional", "causal"):
-        for pooling in empty_poolings:
-            if attention == "causal" and pooling not in ("mean", "last_token"):
-                continue
-            run(f"{attention}-{pooling}-empty_text", attention, pooling, EMPTY_TEXT_INPUTS, 1)
+    cases, embs, has_bos = record_cases(tok, run)
     log(f"    {len(cases)} cases; independent forward vs reference: max |diff| {worst:.2g}")
     return cases, embs, has_bos
 
 
-def sanity(spec, embs, cases):
-    # causal vs bidirectional must differ clearly; embeddings must not be degenerate
-    for pooling in ("mean", "last_token"):
-        b = embs[("bidirectional", pooling)]
-        c = embs[("causal", pooling)]
-        cs = [cos(b[i], c[i]) for i in range(len(b))]
-        log(f"    cos(bidirectional, causal) {pooling}: min {min(cs):.4f} max {max(cs):.4f} mean {np.mean(cs):.4f}")
-        assert max(cs) < 0.999 and np.mean(cs) < 0.99, f"{spec['name']}: modes too similar ({cs})"
-    for key in (("bidirectional", "mean"), ("causal", "mean"), ("bidirectional", "last_token")):
-        e = embs[key]
-        pair = [cos(e[i], e[j]) for i in range(len(e)) for j in range(i + 1, len(e))]
-        norms = np.linalg.norm(e, axis=1)
-        log(f"    {key}: pairwise cos min {min(pair):.3f} max {max(pair):.3f}; norms {norms.min():.3f}..{norms.max():.3f}")
-        assert max(pair) < 0.995, f"{spec['name']}: degenerate embeddings {key}"
-        assert norms.min() > 1e-2
-    # the empty-text quirk: weighted_mean of an empty pooling mask is the zero vector
-    for c in cases:
-        if c["name"] == "bidirectional-weighted_mean-empty_text":
-            assert c["pooled_counts"][0] == 0 and all(x == 0 for x in c["embeddings"][0])
-            assert c["pooled_counts"][1] > 0
-
-
 def hidden_states_record(path, spec, tok, manual):
-    out = {"input": {"instruction": HIDDEN_STATE_INPUT[0], "text": HIDDEN_STATE_INPUT[1]}}
     l2v = L2V(path, "causal")
-    conv = l2v._convert_to_str(*HIDDEN_STATE_INPUT)
-    f = l2v.tokenize([l2v.prepare_for_tokenization(conv)])
-    ids = [int(x) for x in f["input_ids"][0]]
-    out["input_ids"] = ids
     models_ = {"bidirectional": load_model(path, "bidirectional"), "causal": load_model(path, "causal")}
-    verify_attention(spec, tok, models_, ids)
-    for label, model in models_.items():
-        h = last_hidden(model, ids)[0]
+
+    def check(label, ids, h):
         hm = manual(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long), label == "bidirectional")[0]
         assert float((h - hm).abs().max()) < 1e-4
-        out[label] = [[f32(x) for x in row] for row in h.numpy()]
-    return out
+
+    return record_hidden_states(spec, tok, l2v, models_, check)
 
 
 def versions():
@@ -1057,15 +727,8 @@ def versions():
         peft_version = peft.__version__
     except ImportError:  # not used here; recorded for the schema
         peft_version = None
-    return {
-        "llm2vec": "0.2.3 (LLM2Vec.encode re-implemented in scripts/make_new_arch_fixtures.py)",
-        "transformers": transformers.__version__,
-        "torch": torch.__version__,
-        "peft": peft_version,
-        "attn_implementation": "eager",
-        "torch_dtype": "float32",
-        "device": "cpu",
-    }
+    return reference_versions("0.2.3 (LLM2Vec.encode re-implemented in scripts/make_new_arch_fixtures.py)",
+                                 transformers.__version__, torch.__version__, peft_version)
 
 
 def window_description(cfg):
@@ -1097,34 +760,17 @@ def make_model(spec, tok_root, out_root):
         verify_embed_scale(path)
     ablation = windows_ablation(spec, path, manual, tok)
     hs = hidden_states_record(path, spec, tok, manual)
-    cases, embs, has_bos = main_cases(spec, path, manual, tok)
+    cases, embs, has_bos = main_cases(path, manual, tok)
     sanity(spec, embs, cases)
     cfg = manual.cfg
-    suffix = EOS_SUFFIX[cfg["model_type"]]
-    doc = {
-        "model": spec["name"],
-        "model_type": cfg["model_type"],
-        "tokenizer": spec["tokenizer"],
-        "weights_dtype": cfg.get("dtype", cfg.get("torch_dtype")),
-        "hidden_size": cfg["hidden_size"],
-        "vocab_size": cfg["vocab_size"],
-        "bos_token_id": tok.bos_token_id,
-        "eos_token_id": tok.eos_token_id,
-        "pad_token_id": tok.eos_token_id,
-        "tokenizer_adds_bos": has_bos,
-        "eos_suffix": suffix,
-        "eos_suffix_ids_alone": [int(x) for x in tok(suffix, add_special_tokens=False)["input_ids"]],
-        "tokenizer_sha256": file_hashes(path, TOKENIZER_FILES),
-        "reference": versions(),
-        "qwen2_bidirectional_patched": False,
-        "attention_windows": window_description(cfg),
-        "sliding_window_ablation": ablation,
-        "hidden_states": hs,
-        "cases": cases,
-    }
-    write_json(os.path.join(path, "expected.json"), doc)
-    log(f"  wrote {len(cases)} cases")
-    normalize_permissions(path)
+    write_expected_json(
+        path, spec, cfg, cfg.get("dtype", cfg.get("torch_dtype")), tok, has_bos, EOS_SUFFIX[cfg["model_type"]], versions(),
+        qwen2_bidirectional_patched=False,
+        attention_windows=window_description(cfg),
+        sliding_window_ablation=ablation,
+        hidden_states=hs,
+        cases=cases,
+    )
     return path
 
 
@@ -1132,17 +778,13 @@ def make_model(spec, tok_root, out_root):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tokenizers", default=DEFAULT_TOKENIZERS, help="folder with <tokenizer>/ subfolders")
-    ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (Tests/Fixtures/models)")
-    ap.add_argument("--only", nargs="*", help="model names to (re)generate")
+    ap = model_fixture_arguments(__doc__)
     ap.add_argument("--keep-tokenizer", action="store_true", help="do not rebuild tokenizers/gemma3")
     ap.add_argument("--check-llm2vec", action="store_true",
                     help="only replay the llm2vec-made fixtures (" + ", ".join(EXISTING_MODELS) + ") through L2V")
     args = ap.parse_args()
 
-    assert transformers.__version__ == "4.57.1" and torch.__version__.split("+")[0] == "2.6.0", (
-        "made with transformers 4.57.1 and torch 2.6.0 (.venv-st)")
+    require_st_versions(transformers.__version__, torch.__version__)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     transformers.logging.set_verbosity_error()

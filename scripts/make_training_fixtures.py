@@ -11,17 +11,17 @@ Outputs (tensor names `layers.{i}.{self_attn|mlp}.{proj}.lora_{A|B}`):
   contrastive_gradients.safetensors gradients of the contrastive loss
   batches.json                  token ids, labels and the two losses
 """
-import json, os, re
+import json, os
 import torch
 from safetensors.torch import save_file
 from peft import LoraConfig, get_peft_model
 from llm2vec.models.bidirectional_llama import LlamaBiForMNTP, LlamaBiModel
 from llm2vec.loss.HardNegativeNLLLoss import HardNegativeNLLLoss
+from fixture_support import LORA_TARGETS, grads, left_pad, seed_lora
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 MODEL = os.path.join(ROOT, "Tests/Fixtures/models/llama2-bf16")
 OUT = os.path.join(ROOT, "Tests/Fixtures/training")
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 PAD = 0
 torch.manual_seed(0)
 g = torch.Generator().manual_seed(1234)
@@ -32,33 +32,10 @@ def rand_ids(n):
     return torch.randint(3, vocab, (n,), generator=g).tolist()
 
 
-def left_pad(rows):
-    length = max(len(r) for r in rows)
-    ids = [[PAD] * (length - len(r)) + r for r in rows]
-    mask = [[0] * (length - len(r)) + [1] * len(r) for r in rows]
-    return torch.tensor(ids), torch.tensor(mask)
-
-
-def short(name):
-    m = re.search(r"layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_(A|B)", name)
-    return f"layers.{m.group(1)}.{m.group(2)}.{m.group(3)}.lora_{m.group(4)}"
-
-
 def wrap(model):
-    config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=TARGETS, bias="none")
+    config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=LORA_TARGETS, bias="none")
     peft = get_peft_model(model, config)
-    lora = {}
-    gen = torch.Generator().manual_seed(42)
-    with torch.no_grad():
-        for name, p in peft.named_parameters():
-            if "lora_" in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
-                lora[short(name)] = p.detach().clone().contiguous()
-    return peft, lora
-
-
-def grads(peft):
-    return {short(n): p.grad.detach().clone().contiguous() for n, p in peft.named_parameters() if "lora_" in n}
+    return peft, seed_lora(peft)
 
 
 # MNTP: 2 left-padded rows; labels at masked positions (the collator replaced them with the mask id).
@@ -69,7 +46,7 @@ for b, positions in [(0, [2, 4, 6]), (1, [1, 3])]:
     for p in positions:
         labels_rows[b][p] = rows[b][p]
         rows[b][p] = mask_id
-ids, mask = left_pad(rows)
+ids, mask = left_pad(rows, PAD)
 length = ids.shape[1]
 labels = torch.tensor([[-100] * (length - len(l)) + l for l in labels_rows])
 
@@ -90,7 +67,7 @@ for k in lora:
 
 
 def embed(rows):
-    ids, mask = left_pad(rows)
+    ids, mask = left_pad(rows, PAD)
     h = peft2(input_ids=ids, attention_mask=mask).last_hidden_state
     m = mask.unsqueeze(-1).float()
     return (h * m).sum(1) / m.sum(1)

@@ -63,10 +63,20 @@ import json
 import os
 import re
 
-os.environ["CUDA_VISIBLE_DEVICES"] = ""
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from fixture_support import (
+    LORA_TARGETS,
+    additive,
+    allowed_keys,
+    grads,
+    left_pad,
+    log,
+    reference_environment,
+    require_st_versions,
+    seed_lora,
+    short,
+)
+
+reference_environment()
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -86,7 +96,6 @@ from transformers import (  # noqa: E402
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 MODELS = os.path.join(ROOT, "Tests/Fixtures/models")
 TRAINING = os.path.join(ROOT, "Tests/Fixtures/training")
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 RANK, ALPHA, SCALE = 4, 8, 20.0
 PAD = 0
 MIN = torch.finfo(torch.float32).min
@@ -98,32 +107,8 @@ SPECS = [
 ]
 
 
-def log(*a):
-    print(*a, flush=True)
-
-
 # --------------------------------------------------------------------------
-# attention masks
-
-
-def allowed_keys(mask2d, model_type, layer_type, window, no_window=False):
-    """Bidirectional (B, L, L) bool: may query q attend to key kv. `window` = config.json's
-    sliding_window; `no_window`: sliding layers as full ones (the ablation)."""
-    L = mask2d.shape[1]
-    q = torch.arange(L)[:, None]
-    kv = torch.arange(L)[None, :]
-    if layer_type == "full_attention" or no_window:
-        rule = torch.ones(L, L, dtype=torch.bool)
-    elif model_type == "gemma3_text":
-        rule = (q - kv).abs() < window // 2 + 1
-    else:
-        rule = (q - kv).abs() < window
-    return rule[None] & mask2d.bool()[:, None, :]
-
-
-def additive(allowed):
-    """transformers' eager mask: 0 where allowed, the float32 minimum elsewhere, (B, 1, L, L)."""
-    return torch.where(allowed, 0.0, MIN)[:, None].to(torch.float32)
+# the models
 
 
 class Arch:
@@ -174,12 +159,13 @@ class Arch:
             return mask2d
         if self.model_type == "qwen3":
             w = self.cfg["sliding_window"]
-            return {lt: additive(allowed_keys(mask2d, "qwen3", lt, w, self.no_window))
+            return {lt: additive(allowed_keys(mask2d, "qwen3", lt, w, True, self.no_window))
                     for lt in ("full_attention", "sliding_attention")}
-        return additive(allowed_keys(mask2d, "llama", "full_attention", None))
+        return additive(allowed_keys(mask2d, "llama", "full_attention", None, True))
 
     def expected(self, mask2d, layer):
-        return allowed_keys(mask2d, self.model_type, self.layer_types[layer], self.cfg.get("sliding_window"), self.no_window)
+        return allowed_keys(mask2d, self.model_type, self.layer_types[layer], self.cfg.get("sliding_window"), True,
+                            self.no_window)
 
 
 def attention_layers(model):
@@ -218,35 +204,13 @@ class MaskCheck:
 # batches, LoRA, losses (as make_training_fixtures.py)
 
 
-def left_pad(rows):
-    length = max(len(r) for r in rows)
-    ids = [[PAD] * (length - len(r)) + r for r in rows]
-    mask = [[0] * (length - len(r)) + [1] * len(r) for r in rows]
-    return torch.tensor(ids), torch.tensor(mask)
-
-
-def short(name):
-    m = re.search(r"layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_(A|B)", name)
-    return f"layers.{m.group(1)}.{m.group(2)}.{m.group(3)}.lora_{m.group(4)}"
-
-
 def wrap(model):
-    config = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=TARGETS, bias="none")
+    config = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=LORA_TARGETS, bias="none")
     peft = get_peft_model(model, config)
-    lora = {}
-    gen = torch.Generator().manual_seed(42)
-    with torch.no_grad():
-        for name, p in peft.named_parameters():
-            if "lora_" in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
-                lora[short(name)] = p.detach().clone().contiguous()
+    lora = seed_lora(peft)
     n_layers = model.config.num_hidden_layers
-    assert len(lora) == 2 * len(TARGETS) * n_layers, sorted(lora)
+    assert len(lora) == 2 * len(LORA_TARGETS) * n_layers, sorted(lora)
     return peft, lora
-
-
-def grads(peft):
-    return {short(n): p.grad.detach().clone().contiguous() for n, p in peft.named_parameters() if "lora_" in n}
 
 
 def mntp_loss(arch, lora=None, rows=None, labels_rows=None, check_masks=True):
@@ -259,7 +223,7 @@ def mntp_loss(arch, lora=None, rows=None, labels_rows=None, check_masks=True):
                 if "lora_" in n:
                     p.copy_(lora[short(n)])
         made = lora
-    ids, mask = left_pad(rows)
+    ids, mask = left_pad(rows, PAD)
     length = ids.shape[1]
     labels = torch.tensor([[-100] * (length - len(l)) + l for l in labels_rows])
     checker = MaskCheck(arch, peft) if check_masks else None
@@ -304,7 +268,7 @@ def contrastive_loss(arch, lora=None, queries=None, documents=None, check_masks=
     checker = MaskCheck(arch, peft) if check_masks else None
 
     def embed(rows, what):
-        ids, mask = left_pad(rows)
+        ids, mask = left_pad(rows, PAD)
         h = peft(input_ids=ids, attention_mask=arch.attention_mask(mask)).last_hidden_state
         if checker:
             checker.check(mask, what)
@@ -453,8 +417,7 @@ def main():
     ap.add_argument("--out", default=TRAINING, help="output folder (Tests/Fixtures/training)")
     ap.add_argument("--skip-llama-check", action="store_true")
     args = ap.parse_args()
-    assert transformers.__version__ == "4.57.1" and torch.__version__.split("+")[0] == "2.6.0", (
-        "made with transformers 4.57.1 and torch 2.6.0 (.venv-st)")
+    require_st_versions(transformers.__version__, torch.__version__)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     transformers.logging.set_verbosity_error()

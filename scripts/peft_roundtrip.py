@@ -40,10 +40,11 @@ import tempfile
 
 import numpy as np
 
+from fixture_support import LORA_TARGETS, report
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never wait on huggingface.co
 SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(SCRIPTS)
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 PARITY_COSINE = 0.9999
 ADAPTER_EFFECT_COSINE = 0.99999
 
@@ -109,7 +110,7 @@ def make_test_adapter(base, out, seed, std):
     from llm2vec.models import LlamaBiModel
 
     model = LlamaBiModel.from_pretrained(base, torch_dtype=torch.float32)
-    config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=TARGETS, bias="none", task_type=None)
+    config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=LORA_TARGETS, bias="none", task_type=None)
     peft = get_peft_model(model, config)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -263,10 +264,7 @@ def main():
         (f"the adapters change Unmask's embeddings: some cosine(base, adapted) < {ADAPTER_EFFECT_COSINE} (min {effect_ours.min():.6f})",
          effect_ours.min() < ADAPTER_EFFECT_COSINE),
     ]
-    print()
-    for text, ok in checks:
-        print(f"{'PASS' if ok else 'FAIL'}: {text}")
-    return 0 if all(ok for _, ok in checks) else 1
+    return report(checks)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(SCRIPTS)
 sys.path.insert(0, SCRIPTS)
 import make_new_arch_fixtures as mnaf  # noqa: E402  (sets CPU-only / offline environment first)
+from fixture_support import LORA_TARGETS, additive, allowed_keys, report  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -62,7 +63,6 @@ FIXTURES = {
     "gemma3-tiny-f32": (Gemma3ForCausalLM, Gemma3TextConfig),
     "qwen3-tiny-bf16": (Qwen3ForCausalLM, Qwen3Config),
 }
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 RANK, ALPHA = 4, 8
 TRAIN = ["--steps", "3", "--batch-size", "4", "--micro-batch-size", "4", "--max-length", "32",
          "--rank", str(RANK), "--alpha", str(ALPHA), "--learning-rate", "1e-2", "--seed", "42",
@@ -161,7 +161,7 @@ class BiEncoder(torch.nn.Module):
     def forward(self, input_ids, attention_mask):
         if self.config.model_type == "qwen3":
             w = self.config.sliding_window
-            attention_mask = {lt: mnaf.additive(mnaf.allowed_keys(attention_mask, "qwen3", lt, w, True))
+            attention_mask = {lt: additive(allowed_keys(attention_mask, "qwen3", lt, w, True))
                               for lt in ("full_attention", "sliding_attention")}
         return self.decoder(input_ids=input_ids, attention_mask=attention_mask)
 
@@ -279,7 +279,7 @@ def run_fixture(name, args, work):
 
     # 2. PEFT -> Unmask
     lm = load_causal_lm(path)
-    lora = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.05, target_modules=TARGETS, bias="none", task_type=None)
+    lora = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.05, target_modules=LORA_TARGETS, bias="none", task_type=None)
     peft_model = get_peft_model(lm, lora)
     g = torch.Generator().manual_seed(PEFT_SEED)
     with torch.no_grad():
@@ -350,10 +350,7 @@ def main():
                                max(effect_ref.min(), effect_ours.min()) < EFFECT))
     checks.append(("every adapter tensor loaded by PEFT, exactly" + ("" if not failures else ":\n    " + "\n    ".join(failures)),
                    not failures))
-    print()
-    for text, ok in checks:
-        print(f"{'PASS' if ok else 'FAIL'}: {text}")
-    return 0 if all(ok for _, ok in checks) else 1
+    return report(checks)
 
 
 if __name__ == "__main__":
