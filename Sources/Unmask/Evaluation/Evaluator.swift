@@ -4,7 +4,8 @@ import UnmaskKernels
 
 /// Settings of one evaluation run.
 public struct EvaluationOptions: Sendable {
-    /// Prepend each task's instruction (queries only for retrieval), LLM2Vec style.
+    /// Prepend each task's instruction (queries only for retrieval), LLM2Vec style, or for a
+    /// sentence-transformers model its own prompts (see `TaskPrompts`). Off: no prompt at all.
     public var useInstructions = true
     /// Cap each task's size (see `EvalTask.limited`); nil for the full task.
     public var limit: Int?
@@ -41,6 +42,8 @@ public struct TaskResult: Codable, Sendable {
     /// Texts embedded (after de-duplication) and how many came from the cache.
     public var textsEmbedded: Int
     public var textsFromCache: Int
+    /// The prompt each kind of text got, by `TaskPrompts.Role` name (text, or query and document).
+    public var prompts: [String: TaskPrompt] = [:]
 
     public var mainScore: Double { scores["main_score"] ?? .nan }
 }
@@ -53,6 +56,12 @@ public final class Evaluator {
     private var embedded = 0, fromCache = 0
 
     public init(embedder: TextEmbedder, options: EvaluationOptions) throws {
+        var embedder = embedder
+        // No instructions means no prompt at all: an input without an instruction would otherwise
+        // get a sentence-transformers model's default prompt, unless one was chosen explicitly.
+        if !options.useInstructions, let encoder = embedder as? Encoder, !encoder.defaultPrompt.isEmpty, !Self.promptChosen(encoder) {
+            embedder = try Encoder(sharing: encoder) { $0.prompt = "" }
+        }
         self.embedder = embedder
         self.options = options
         cache = try options.cacheDirectory.map { try EmbeddingCache(directory: $0, identity: EmbeddingCache.identity(of: embedder), dimension: embedder.dimension) }
@@ -62,18 +71,48 @@ public final class Evaluator {
         let start = Date()
         embedded = 0; fromCache = 0
         let task = fullTask.limited(to: options.limit, seed: options.seed)
-        let instruction = options.useInstructions ? task.spec.instruction : ""
+        let chosen = prompts(for: task.spec)
+        // For a sentence-transformers Encoder an input's instruction is the prompt text itself
+        // (prepended and pooled); for an LLM2Vec one it is the instruction, kept out of pooling.
+        let instruction = chosen[.text]?.text ?? ""
         var scores: [String: Double]
         switch task.data {
         case let .sts(pairs): scores = try sts(pairs, instruction: instruction, progress: progress)
-        case let .retrieval(corpus, queries, qrels): scores = try retrieval(corpus: corpus, queries: queries, qrels: qrels, instruction: instruction, progress: progress)
+        case let .retrieval(corpus, queries, qrels):
+            scores = try retrieval(corpus: corpus, queries: queries, qrels: qrels, queryInstruction: chosen[.query]?.text ?? "",
+                                   documentInstruction: chosen[.document]?.text ?? "", progress: progress)
         case let .clustering(items): scores = try clustering(items, instruction: instruction, progress: progress)
         case let .classification(items): scores = try classification(items, instruction: instruction, progress: progress)
         }
         scores["main_score"] = scores[task.spec.type.mainScore]
         return TaskResult(task: task.spec.name, type: task.spec.type, family: task.spec.family, mainScoreName: task.spec.type.mainScore,
                           scores: scores, evaluationTime: Date().timeIntervalSince(start), size: task.size,
-                          textsEmbedded: embedded, textsFromCache: fromCache)
+                          textsEmbedded: embedded, textsFromCache: fromCache,
+                          prompts: Dictionary(uniqueKeysWithValues: chosen.map { ($0.key.rawValue, $0.value) }))
+    }
+
+    /// The prompt each kind of `spec`'s texts gets: a prompt chosen for the model (`--prompt`,
+    /// `--prompt-name`) for every text; with instructions off, none; else the model's own
+    /// prompts by task type, or the suite's instruction (`TaskPrompts`).
+    public func prompts(for spec: EvalTaskSpec) -> [TaskPrompts.Role: TaskPrompt] {
+        let encoder = embedder as? Encoder
+        var out: [TaskPrompts.Role: TaskPrompt] = [:]
+        for role in TaskPrompts.roles(of: spec.type) {
+            if let encoder, Self.promptChosen(encoder) {
+                out[role] = TaskPrompt(name: encoder.options.prompt == nil ? encoder.options.promptName : nil, text: encoder.defaultPrompt)
+            } else if !options.useInstructions {
+                out[role] = TaskPrompt(name: nil, text: "")
+            } else {
+                out[role] = TaskPrompts.select(spec, role: role, modelPrompts: encoder?.sentenceTransformer?.prompts ?? [:])
+            }
+        }
+        return out
+    }
+
+    /// Whether a sentence-transformers encoder was given a prompt to use for every input (only
+    /// those prepend one; an LLM2Vec encoder ignores `--prompt`).
+    static func promptChosen(_ encoder: Encoder) -> Bool {
+        encoder.sentenceTransformer != nil && (encoder.options.prompt != nil || encoder.options.promptName != nil)
     }
 
     /// Embeds `texts` (each once), from the cache where possible.
@@ -112,9 +151,10 @@ public final class Evaluator {
 
     // MARK: Retrieval (MTEB RetrievalEvaluator: cosine similarity, pytrec_eval measures)
 
-    func retrieval(corpus: [IdentifiedText], queries: [IdentifiedText], qrels: [RelevanceJudgement], instruction: String, progress: EvaluationProgress?) throws -> [String: Double] {
-        let documents = Metrics.normalized(try embed(corpus.map(\.text), instruction: "", stage: "corpus", progress: progress))
-        let questions = Metrics.normalized(try embed(queries.map(\.text), instruction: instruction, stage: "queries", progress: progress))
+    func retrieval(corpus: [IdentifiedText], queries: [IdentifiedText], qrels: [RelevanceJudgement], queryInstruction: String,
+                   documentInstruction: String, progress: EvaluationProgress?) throws -> [String: Double] {
+        let documents = Metrics.normalized(try embed(corpus.map(\.text), instruction: documentInstruction, stage: "corpus", progress: progress))
+        let questions = Metrics.normalized(try embed(queries.map(\.text), instruction: queryInstruction, stage: "queries", progress: progress))
         let position = Dictionary(corpus.enumerated().map { ($0.element.id, $0.offset) }, uniquingKeysWith: { first, _ in first })
         var judged: [String: [Int: Double]] = [:]
         for judgement in qrels { if let doc = position[judgement.corpusId] { judged[judgement.queryId, default: [:]][doc] = judgement.score } }
@@ -261,8 +301,12 @@ public final class EmbeddingCache {
         guard let encoder = embedder as? Encoder else { return "\(type(of: embedder))|\(embedder.label)|\(embedder.dimension)" }
         let o = encoder.options
         let adapters = encoder.adapters.map { stamp($0.directory + "/adapter_model.safetensors") }
-        let settings = ["attention=\(o.attention.rawValue)", "pooling=\(o.pooling.rawValue)", "max_length=\(o.maxLength)",
+        var settings = ["attention=\(o.attention.rawValue)", "pooling=\(o.pooling.rawValue)", "max_length=\(o.maxLength)",
                "doc_max_length=\(o.docMaxLength)", "skip_instruction=\(o.skipInstruction)", "normalize=\(o.normalize)"]
+        // A Matryoshka size changes the vectors (and the record size); the default prompt is what an
+        // empty instruction means. Named only when set, so earlier caches keep their identity.
+        if o.dimensions != nil { settings.append("dimensions=\(encoder.dimension)") }
+        if !encoder.defaultPrompt.isEmpty { settings.append("default_prompt=\(encoder.defaultPrompt)") }
         let parts: [String] = ["Encoder", stamp(encoder.checkpoint.path)] + adapters + settings
         return parts.joined(separator: "|")
     }

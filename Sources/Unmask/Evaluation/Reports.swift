@@ -16,7 +16,8 @@ public enum EvalReports {
             "scores": ["test": [scores]],
             "unmask": ["model": model, "type": result.type.rawValue, "family": result.family, "main_score": result.mainScoreName,
                        "size": result.size, "texts_embedded": result.textsEmbedded, "texts_from_cache": result.textsFromCache,
-                       "settings": settings] as [String: Any],
+                       "settings": settings,
+                       "prompts": result.prompts.mapValues { ["name": $0.name ?? NSNull(), "text": $0.text] as [String: Any] }] as [String: Any],
         ]
         return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     }
@@ -88,6 +89,22 @@ public enum EvalReports {
         }
         out += "| **Average (families)** | " + bolded(familyMeans).joined(separator: " | ") + " |\n"
         return out
+    }
+
+    /// Which prompts a run used (so a table can be read without the JSON): one line when every
+    /// text got the suite's instruction or none, else a line per task.
+    static func promptList(_ results: [TaskResult]) -> String {
+        let all = results.flatMap { $0.prompts.values }
+        if all.allSatisfy({ $0.text.isEmpty }) { return "Prompts: none.\n\n" }
+        if all.allSatisfy({ $0.name == nil }) { return "Prompts: the suite's instructions (retrieval: queries only).\n\n" }
+        var md = "Prompts (the model's, by name; else the suite's instruction):\n\n"
+        for r in results {
+            let parts = TaskPrompts.Role.allCases.compactMap { role in
+                r.prompts[role.rawValue].map { p in "\(role.rawValue) " + (p.name.map { "`\($0)` \"\(p.text)\"" } ?? (p.text.isEmpty ? "none" : "suite instruction")) }
+            }
+            md += "- \(r.task): " + parts.joined(separator: "; ") + "\n"
+        }
+        return md + "\n"
     }
 
     static func bolded(_ values: [Double?]) -> [String] {

@@ -52,6 +52,7 @@ public enum EvaluationRun {
                 var taskSettings = settings
                 taskSettings["configuration"] = configuration.name
                 taskSettings["embedder"] = embedder.label
+                taskSettings["dimension"] = String(embedder.dimension)
                 try EvalReports.mtebJSON(result, model: embedder.label, settings: taskSettings)
                     .write(to: folder.appendingPathComponent("\(task.spec.name).json"))
                 observer.taskFinished(configuration.name, result)
@@ -69,6 +70,7 @@ public enum EvaluationRun {
         md += settings.sorted { $0.key < $1.key }.map { "- \($0.key): \($0.value)" }.joined(separator: "\n") + "\n\n"
         md += "Scores ×100; main metric per MTEB.\n\n" + EvalReports.markdownTable(outcome.results) + "\n"
         md += "Family averages: " + EvalReports.familyAverages(outcome.results).map { "\($0.family) \(EvalReports.percent($0.score))" }.joined(separator: ", ") + "\n\n"
+        md += EvalReports.promptList(outcome.results)
         md += String(format: "Total time: %.1f s (model loading included).\n\n![scores](results.svg)\n", outcome.seconds)
         try Data(md.utf8).write(to: output.appendingPathComponent("results.md"))
         let chart = EvalReports.barChart(title: outcome.label, categories: outcome.results.map(\.task),
