@@ -88,7 +88,7 @@ import UnmaskTestSupport
     /// A client that writes its whole body before reading, with `Connection: close` (Python's
     /// urllib), gets its 413 at once and a closed connection, not a wait until its timeout.
     @Test func oversizedBodyWrittenInFullStillGets413() async throws {
-        try await ServerFixtures.withServer({ $0.payloadLimit = 100_000 }) { client, _, _ in
+        try await ServerFixtures.withServer({ $0.payloadLimit = 1_000_000 }) { client, _, _ in
             let port = client.port
             let (reply, sentAll) = try await Task.detached { try WriteAllThenRead.post(port: port, path: "/embed", bodySize: 5_000_000, timeout: 120) }.value
             // Without draining, the server stops reading and the client's writes stall until its
