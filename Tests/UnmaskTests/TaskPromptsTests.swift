@@ -96,4 +96,23 @@ import UnmaskTestSupport
         let identities = Set([encoder, try Encoder(sharing: encoder) { $0.dimensions = 32 }, plain.embedder as! Encoder].map { EmbeddingCache.identity(of: $0) })
         #expect(identities.count == 3)
     }
+
+    @Test func aMatryoshkaSizeIsCutFromTheFullSizeVectorsAndTheirCache() throws {
+        let encoder = try Self.promptedEncoder()
+        let small = try Encoder(sharing: encoder) { $0.dimensions = 8 }
+        var cached = EvaluationOptions()
+        cached.cacheDirectory = try Fixtures.temporaryDirectory("eval-matryoshka-cache")
+        let task = EvaluationRunTests.tinyTasks()[0]
+        #expect(try Evaluator(embedder: encoder, options: cached).run(task).textsFromCache == 0)
+        let fromCache = try Evaluator(embedder: small, options: cached).run(task)
+        #expect(fromCache.textsEmbedded > 0 && fromCache.textsFromCache == fromCache.textsEmbedded)
+        // The cut vectors are the ones the encoder computes at that size.
+        let texts = ["a red apple", "the blue sky above", "x"]
+        let cut = try Evaluator(embedder: small, options: EvaluationOptions()).embed(texts, instruction: "S: ", stage: "test", progress: nil)
+        let direct = try small.encode(texts.map { EncoderInput($0, instruction: "S: ") })
+        #expect(cut.map(\.count) == [8, 8, 8])
+        for (a, b) in zip(cut, direct) { #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($1)) }) }
+        let computed = try Evaluator(embedder: small, options: EvaluationOptions()).run(task)
+        for (name, score) in computed.scores { #expect(abs(score - (fromCache.scores[name] ?? .nan)) <= 1e-9) }
+    }
 }

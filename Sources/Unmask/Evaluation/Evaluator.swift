@@ -53,6 +53,10 @@ public final class Evaluator {
     public let embedder: TextEmbedder
     public let options: EvaluationOptions
     private let cache: EmbeddingCache?
+    /// What computes the vectors: `embedder` itself, or for a Matryoshka size its full-size twin,
+    /// whose vectors are cut here. Every size of one model then shares the full-size cache.
+    private let computing: TextEmbedder
+    private let matryoshka: (dimensions: Int, normalize: Bool)?
     private var embedded = 0, fromCache = 0
 
     public init(embedder: TextEmbedder, options: EvaluationOptions) throws {
@@ -64,7 +68,17 @@ public final class Evaluator {
         }
         self.embedder = embedder
         self.options = options
-        cache = try options.cacheDirectory.map { try EmbeddingCache(directory: $0, identity: EmbeddingCache.identity(of: embedder), dimension: embedder.dimension) }
+        if let encoder = embedder as? Encoder, let dimensions = encoder.options.dimensions {
+            // Cutting then normalizing the full vector is what the head does with `dimensions`.
+            computing = try Encoder(sharing: encoder) { $0.dimensions = nil }
+            matryoshka = (dimensions, encoder.head.normalize)
+        } else {
+            computing = embedder
+            matryoshka = nil
+        }
+        cache = try options.cacheDirectory.map { [computing] in
+            try EmbeddingCache(directory: $0, identity: EmbeddingCache.identity(of: computing), dimension: computing.dimension)
+        }
     }
 
     public func run(_ fullTask: EvalTask, progress: EvaluationProgress? = nil) throws -> TaskResult {
@@ -130,11 +144,13 @@ public final class Evaluator {
         progress?(stage, 0, missing.count)
         if !missing.isEmpty {
             let inputs = missing.map { EncoderInput(order[$0], instruction: instruction) }
-            let result = try embedder.encode(inputs) { done, total in progress?(stage, done, total) }
+            let result = try computing.encode(inputs) { done, total in progress?(stage, done, total) }
             for (slot, vector) in zip(missing, result) { vectors[slot] = vector }
             try cache?.store(zip(missing, result).map { (order[$0.0], instruction, $0.1) })
         }
-        return texts.map { vectors[unique[$0]!]! }
+        guard let matryoshka else { return texts.map { vectors[unique[$0]!]! } }
+        let cut = vectors.map { SentenceTransformerHead.finish($0!, dimensions: matryoshka.dimensions, normalize: matryoshka.normalize) }
+        return texts.map { cut[unique[$0]!] }
     }
 
     // MARK: STS (MTEB STSEvaluator)
