@@ -11,7 +11,7 @@ import UnmaskTestSupport
         let result = try Executables.run(["embed", "--input", input] + arguments)
         try #require(result.status == 0, "\(result.stderr)")
         return try result.stdout.split(separator: "\n").map {
-            (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: [Double]])["embedding"]!
+            ((try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["embedding"] as! [Double])
         }
     }
 

@@ -106,10 +106,12 @@ public struct ProcessResult: Sendable {
 extension Executables {
     /// Runs `executable` (default: the built `unmask`) to completion. Standard error is drained on
     /// another thread so a chatty process cannot fill its pipe and hang the test.
-    public static func run(_ arguments: [String], executable: URL = unmask) throws -> ProcessResult {
+    /// `environment` replaces the inherited one when given.
+    public static func run(_ arguments: [String], executable: URL = unmask, environment: [String: String]? = nil) throws -> ProcessResult {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        if let environment { process.environment = environment }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -35,24 +35,4 @@ import UnmaskTestSupport
             _ = try TextInputs.read(path: empty)
         }
     }
-
-    @Test func npyHasNumPysLayout() {
-        let data = EmbeddingWriters.npy([[1, 2, 3], [4, 5, 6]])
-        #expect(Array(data.prefix(8)) == [0x93] + Array("NUMPY".utf8) + [1, 0])
-        let headerLength = Int(data[8]) | Int(data[9]) << 8
-        #expect((10 + headerLength) % 64 == 0)
-        let header = String(decoding: data[10..<(10 + headerLength)], as: UTF8.self)
-        #expect(header.hasPrefix("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }") && header.hasSuffix("\n"))
-        #expect(data.count == 10 + headerLength + 24)
-        let last = data.suffix(4).withUnsafeBytes { $0.loadUnaligned(as: Float.self) }
-        #expect(last == 6)
-    }
-
-    @Test func jsonLinesRoundTrip() throws {
-        let embeddings: [[Float]] = [[0.1, -2.5e-8], [3, 4]]
-        let lines = String(decoding: EmbeddingWriters.jsonLines(embeddings), as: UTF8.self).split(separator: "\n")
-        #expect(lines.count == 2)
-        let parsed = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: [Double]] }
-        #expect(parsed.map { $0["embedding"]!.map(Float.init) } == embeddings)
-    }
 }

@@ -101,6 +101,9 @@ public final class BertEncoder: TextEmbedder, @unchecked Sendable {
 
     public var dimension: Int { head.dimension }
 
+    public var tokensProcessed: Int { tokens.value }
+    private let tokens = TokenCounter()
+
     public var label: String {
         let modes = pooling.map(\.rawValue).joined(separator: "+")
         return "\(name), bert, \(modes) pooling" + (normalize ? ", normalized" : "")
@@ -141,6 +144,7 @@ public final class BertEncoder: TextEmbedder, @unchecked Sendable {
     /// One forward pass over `rows` (right-padded to the longest), pooled per row.
     public func embed(_ rows: [[Int32]]) -> [[Float]] {
         guard !rows.isEmpty else { return [] }
+        tokens.add(rows.reduce(0) { $0 + $1.count })
         let length = rows.map(\.count).max() ?? 0
         var ids = [Int32](repeating: Int32(model.config.padTokenId), count: rows.count * length)
         for (b, row) in rows.enumerated() {

@@ -22,6 +22,7 @@ public final class Encoder: @unchecked Sendable {
     public private(set) var defaultPrompt: String
     private let workspace = DecoderWorkspace()
     private let lock = NSLock()
+    private let tokens = TokenCounter()
 
     /// Loads `modelPath`, merges `adapterPaths` in order, and resolves options:
     /// defaults (llm2vec's, or the sentence-transformers files') ← `llm2vec_config.json` (last
@@ -134,6 +135,8 @@ public final class Encoder: @unchecked Sendable {
 
     public var dimension: Int { head.dimension }
 
+    public var tokensProcessed: Int { tokens.value }
+
     /// The id left padding uses (masked out of attention and pooling, so only its validity matters).
     public var paddingTokenId: Int32 { Int32(tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0) }
 
@@ -164,6 +167,7 @@ public final class Encoder: @unchecked Sendable {
         guard !rows.isEmpty else { return [] }
         lock.lock()
         defer { lock.unlock() }
+        tokens.add(rows.reduce(0) { $0 + $1.ids.count })
         let batch = TokenBatch(leftPadding: rows.map(\.ids), padding: paddingTokenId)
         let hidden = model.forward(batch, mode: options.attention, workspace: workspace)
         var pooled: [Float] = []
