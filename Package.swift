@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         .systemLibrary(
@@ -41,7 +42,8 @@ let package = Package(
             linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS]))]
         ),
         .target(name: "UnmaskTokenizers"),
-        .target(name: "Unmask", dependencies: ["UnmaskKernels", "UnmaskTokenizers", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Unmask", dependencies: ["UnmaskKernels", "UnmaskTokenizers", .product(name: "Crypto", package: "swift-crypto"),
+                                       .product(name: "HeapModule", package: "swift-collections")]),
         .target(
             name: "UnmaskServer",
             dependencies: [

@@ -7,7 +7,7 @@ struct UnmaskCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unmask",
         abstract: "Decoder LLMs as text encoders, the LLM2Vec way.",
-        subcommands: [EmbedCommand.self, ShardsCommand.self, SimilarityCommand.self, TokenizeCommand.self, InspectCommand.self, AnalyzeCommand.self, DataCommand.self, TrainCommand.self, MergeCommand.self, EvalCommand.self, StudyCommand.self, ServeCommand.self]
+        subcommands: [EmbedCommand.self, ShardsCommand.self, SearchCommand.self, SimilarityCommand.self, TokenizeCommand.self, InspectCommand.self, AnalyzeCommand.self, DataCommand.self, TrainCommand.self, MergeCommand.self, EvalCommand.self, StudyCommand.self, ServeCommand.self]
     )
 }
 

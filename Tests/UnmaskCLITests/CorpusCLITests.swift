@@ -86,6 +86,29 @@ final class CorpusCLITests: XCTestCase {
         XCTAssertTrue(none.stderr.contains("SLURM_ARRAY_TASK_ID"), none.stderr)
     }
 
+    func testSearchFindsAnIndexedTextAndRefusesQueriesEmbeddedOtherwise() throws {
+        let folder = try Fixtures.temporaryDirectory("corpus-search-cli")
+        let input = try corpus(80, in: folder)
+        let index = folder.appendingPathComponent("index.npy").path
+        let common = ["--model", model, "--max-length", "32"]
+        XCTAssertEqual(try Executables.run(["embed"] + common + ["--input", input, "--output", index, "--keep", "n"]).status, 0)
+        // A record's own text finds it first, with its id and kept field.
+        let line = try String(contentsOfFile: input, encoding: .utf8).split(separator: "\n")[41]
+        let text = (try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any])["text"] as! String
+        let result = try Executables.run(["search"] + common + ["--index", index, "--query", text, "-k", "3"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let answer = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        let results = answer["results"] as! [[String: Any]]
+        XCTAssertEqual(results.count, 3)
+        XCTAssertEqual(results[0]["id"] as? String, "doc-41")
+        XCTAssertEqual(results[0]["n"] as? Int, 41)
+        XCTAssertEqual(results[0]["score"] as! Double, 1, accuracy: 1e-4)
+        // Queries embedded with another maximum length would not be comparable.
+        let other = try Executables.run(["search", "--model", model, "--max-length", "16", "--index", index, "--query", text])
+        XCTAssertEqual(other.status, 1)
+        XCTAssertTrue(other.stderr.contains("queries must be embedded the same way"), other.stderr)
+    }
+
     /// Runs `unmask` with the test's environment minus any Slurm/Kubernetes index, plus `environment`.
     func runWith(environment: [String: String], _ arguments: [String]) throws -> ProcessResult {
         var base = ProcessInfo.processInfo.environment

@@ -1,0 +1,244 @@
+import Foundation
+import HeapModule
+import UnmaskKernels
+
+/// One search result: a row of the index and its score.
+public struct SearchHit: Sendable, Equatable, Comparable {
+    public let row: Int
+    public let score: Float
+    /// Orders by score, then prefers the earlier row (so results are deterministic).
+    public static func < (a: SearchHit, b: SearchHit) -> Bool { a.score != b.score ? a.score < b.score : a.row > b.row }
+}
+
+/// The `k` best of a stream of hits, in a min-heap of size k.
+struct TopK {
+    let k: Int
+    private(set) var heap = Heap<SearchHit>()
+    init(_ k: Int) { self.k = k }
+    mutating func offer(_ hit: SearchHit) {
+        if heap.count < k { heap.insert(hit) } else if let worst = heap.min, worst < hit { _ = heap.replaceMin(with: hit) }
+    }
+    mutating func merge(_ other: TopK) { for hit in other.heap.unordered { offer(hit) } }
+    /// Best first.
+    var sorted: [SearchHit] { heap.unordered.sorted(by: >) }
+}
+
+/// The vectors of a corpus run (`unmask embed --format npy`), memory-mapped, searched exactly:
+/// - float32, float16, int8, uint8: cosine similarity between the float query and every
+///   (dequantized) vector, by BLAS over blocks of rows;
+/// - binary, ubinary: Hamming distance between the query's bits and every vector's for
+///   `k × rescoreMultiplier` candidates, rescored by the float query · the candidates' bits, as
+///   sentence-transformers' binary + rescore recipe does.
+public final class VectorIndex: @unchecked Sendable {
+    public struct Part {
+        public let manifest: CorpusManifest
+        let data: Data
+        let offset: Int
+        let idsPath: String
+        /// Row number of the part's first row in the whole index.
+        public let firstRow: Int
+    }
+
+    public let parts: [Part]
+    /// What every part shares: the model identity, dimension, precision, ranges.
+    public let manifest: CorpusManifest
+    public let rows: Int
+    private var norms: [Float]?
+    private var idLines: [[String]?]
+    private let lock = NSLock()
+
+    /// `path`: a manifest, the `.npy` beside one, or a folder (its unsharded npy manifest, else its shards).
+    public init(path: String) throws {
+        let manifests = try Self.manifests(at: path)
+        var parts: [Part] = []
+        var row = 0
+        for manifestPath in manifests {
+            let manifest = try CorpusManifest.load(manifestPath)
+            guard manifest.format == .npy, let ids = manifest.ids else {
+                throw UnmaskError.invalidInput(source: manifestPath, reason: "describes a \(manifest.format.rawValue) result; search needs --format npy output")
+            }
+            let folder = (manifestPath as NSString).deletingLastPathComponent
+            let dataPath = (folder as NSString).appendingPathComponent(manifest.embeddings)
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: dataPath), options: .alwaysMapped) } catch {
+                throw UnmaskError.fileNotFound(path: dataPath, what: "the index's vectors (named in \(manifestPath))")
+            }
+            let header = try NPYHeader.parse(data.prefix(4096), path: dataPath)
+            let width = manifest.precision.width(dimension: manifest.dimension)
+            guard header.descriptor == manifest.precision.npyDescriptor, header.columns == width, header.rows == manifest.rows,
+                  data.count == header.offset + header.rows * width * manifest.precision.bytesPerValue else {
+                throw UnmaskError.invalidInput(source: dataPath, reason: "holds \(header.descriptor) [\(header.rows), \(header.columns)] in \(data.count) bytes; \(manifestPath) says \(manifest.precision.npyDescriptor) [\(manifest.rows), \(width)]")
+            }
+            if let first = parts.first?.manifest, first.model != manifest.model || first.precision != manifest.precision || first.ranges != manifest.ranges {
+                throw UnmaskError.invalidInput(source: manifestPath, reason: "was made by another model or precision than \(manifests[0])")
+            }
+            parts.append(Part(manifest: manifest, data: data, offset: header.offset, idsPath: (folder as NSString).appendingPathComponent(ids), firstRow: row))
+            row += manifest.rows
+        }
+        self.parts = parts
+        manifest = parts[0].manifest
+        rows = row
+        idLines = Array(repeating: nil, count: parts.count)
+    }
+
+    static func manifests(at path: String) throws -> [String] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw UnmaskError.fileNotFound(path: path, what: "index (a folder, .npy or .manifest.json of `unmask embed --format npy`)") }
+        if !isDirectory.boolValue {
+            if path.hasSuffix(".manifest.json") { return [path] }
+            if path.lowercased().hasSuffix(".npy") { return [(path as NSString).deletingPathExtension + ".manifest.json"] }
+            throw UnmaskError.invalidInput(source: path, reason: "give a folder, a .npy or a .manifest.json written by `unmask embed --format npy`")
+        }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0.hasSuffix(".manifest.json") }.sorted()
+        let found = try names.map { name -> (String, CorpusManifest) in
+            let full = (path as NSString).appendingPathComponent(name)
+            return (full, try CorpusManifest.load(full))
+        }.filter { $0.1.format == .npy }
+        let whole = found.filter { $0.1.shard == nil }
+        if whole.count == 1 { return [whole[0].0] }
+        if whole.count > 1 { throw UnmaskError.invalidInput(source: path, reason: "holds several indexes (\(whole.map { ($0.0 as NSString).lastPathComponent }.joined(separator: ", "))); name one") }
+        let shards = found.sorted { ($0.1.first, $0.0) < ($1.1.first, $1.0) }
+        guard !shards.isEmpty else { throw UnmaskError.invalidInput(source: path, reason: "holds no npy manifest (`unmask embed --format npy` writes one)") }
+        var next = 0
+        for (name, manifest) in shards {
+            guard manifest.first == next, manifest.input.sha256 == shards[0].1.input.sha256 else {
+                throw UnmaskError.invalidInput(source: name, reason: "the shards here do not tile one input (records \(manifest.first)..<\(manifest.last), expected from \(next)); merge them or remove strays")
+            }
+            next = manifest.last
+        }
+        return shards.map(\.0)
+    }
+
+    /// The output line of `row` as `unmask embed` wrote it to the ids file (id and kept fields).
+    public func record(_ row: Int) throws -> String {
+        let index = parts.lastIndex { $0.firstRow <= row }!
+        lock.lock()
+        defer { lock.unlock() }
+        if idLines[index] == nil {
+            let path = parts[index].idsPath
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw UnmaskError.fileNotFound(path: path, what: "the index's ids") }
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(text.hasSuffix("\n") ? 1 : 0).map(String.init)
+            guard lines.count == parts[index].manifest.rows else {
+                throw UnmaskError.invalidInput(source: path, reason: "has \(lines.count) lines for \(parts[index].manifest.rows) vectors")
+            }
+            idLines[index] = lines
+        }
+        return idLines[index]![row - parts[index].firstRow]
+    }
+
+    public var isBinary: Bool { manifest.precision == .binary || manifest.precision == .ubinary }
+
+    /// The `k` best rows for each query (float vectors of the index's dimension), best first.
+    public func search(_ queries: [[Float]], k: Int, rescoreMultiplier: Int = 4) throws -> [[SearchHit]] {
+        let d = manifest.dimension
+        if let bad = queries.first(where: { $0.count != d }) {
+            throw UnmaskError.invalidInput(source: "query", reason: "has \(bad.count) values; the index holds \(d)-dimensional vectors")
+        }
+        guard k >= 1 else { throw UnmaskError.invalidInput(source: "-k", reason: "must be at least 1, got \(k)") }
+        if isBinary { return binarySearch(queries, k: k, candidates: k * max(1, rescoreMultiplier)) }
+        return exactSearch(queries, k: k)
+    }
+
+    /// Rows per block: 16k rows of 1024 floats is 64 MB of dequantized vectors at most.
+    private var blockRows: Int { max(1, min(16_384, (1 << 24) / max(manifest.dimension, 1))) }
+
+    private func blocks() -> [(part: Int, start: Int, count: Int)] {
+        var out: [(Int, Int, Int)] = []
+        for (p, part) in parts.enumerated() {
+            var start = 0
+            while start < part.manifest.rows {
+                let count = min(blockRows, part.manifest.rows - start)
+                out.append((p, start, count))
+                start += count
+            }
+        }
+        return out
+    }
+
+    private func exactSearch(_ queries: [[Float]], k: Int) -> [[SearchHit]] {
+        let d = manifest.dimension, q = queries.count, blockRows = self.blockRows
+        var unitQueries = [Float](repeating: 0, count: q * d)
+        for (i, query) in queries.enumerated() {
+            let norm = max(query.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot(), 1e-12)
+            for j in 0..<d { unitQueries[i * d + j] = Float(Double(query[j]) / norm) }
+        }
+        let blocks = self.blocks()
+        let workers = min(Parallel.coreCount, blocks.count)
+        // Per worker: dequantized rows [blockRows, d], scores [q, blockRows], and q running top-k.
+        let vectors = (0..<workers).map { _ in FloatBuffer(count: blockRows * d) }
+        let scores = (0..<workers).map { _ in FloatBuffer(count: q * blockRows) }
+        var results = [[TopK]](repeating: Array(repeating: TopK(k), count: q), count: workers)
+        results.withUnsafeMutableBufferPointer { results in
+            unitQueries.withUnsafeBufferPointer { unitQueries in
+                BLAS.singleThreaded {
+                    Parallel.forEach(blocks.count, workers: workers) { worker, b in
+                        let (p, start, count) = blocks[b]
+                        let part = parts[p], precision = part.manifest.precision
+                        let v = vectors[worker].pointer, s = scores[worker].pointer
+                        let stride = precision.width(dimension: d) * precision.bytesPerValue
+                        part.data.withUnsafeBytes { raw in
+                            for r in 0..<count {
+                                let row = UnsafeRawBufferPointer(rebasing: raw[(part.offset + (start + r) * stride)...].prefix(stride))
+                                EmbeddingQuantizer.dequantize(row, precision: precision, dimension: d, ranges: part.manifest.ranges, into: v + r * d)
+                            }
+                        }
+                        BLAS.sgemm(transposeA: false, transposeB: true, m: q, n: count, k: d, a: unitQueries.baseAddress!, lda: d,
+                                   b: v, ldb: d, c: s, ldc: count)
+                        for r in 0..<count {
+                            var norm: Float = 0
+                            for j in 0..<d { norm += v[r * d + j] * v[r * d + j] }
+                            let inverse = 1 / max(norm.squareRoot(), 1e-12)
+                            for i in 0..<q { results[worker][i].offer(SearchHit(row: part.firstRow + start + r, score: s[i * count + r] * inverse)) }
+                        }
+                    }
+                }
+            }
+        }
+        return (0..<q).map { i in
+            var best = TopK(k)
+            for worker in 0..<workers { best.merge(results[worker][i]) }
+            return best.sorted
+        }
+    }
+
+    private func binarySearch(_ queries: [[Float]], k: Int, candidates: Int) -> [[SearchHit]] {
+        let d = manifest.dimension, width = manifest.precision.width(dimension: d)
+        let blocks = self.blocks()
+        let workers = min(Parallel.coreCount, blocks.count)
+        return queries.map { query in
+            // Bits as the index stores them (binary is ubinary with its top bit flipped).
+            let bits = EmbeddingQuantizer.bytes(query, precision: manifest.precision, ranges: nil)
+            var nearest = [TopK](repeating: TopK(candidates), count: workers)
+            nearest.withUnsafeMutableBufferPointer { nearest in
+                Parallel.forEach(blocks.count, workers: workers) { worker, b in
+                    let (p, start, count) = blocks[b]
+                    let part = parts[p]
+                    part.data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+                        for r in 0..<count {
+                            let base = part.offset + (start + r) * width
+                            var distance = 0
+                            for j in 0..<width { distance += (raw[base + j] ^ bits[j]).nonzeroBitCount }
+                            // Fewer differing bits is better: the heap keeps the highest scores.
+                            nearest[worker].offer(SearchHit(row: part.firstRow + start + r, score: -Float(distance)))
+                        }
+                    }
+                }
+            }
+            var pool = TopK(candidates)
+            for heap in nearest { pool.merge(heap) }
+            var rescored = TopK(k)
+            var unpacked = [Float](repeating: 0, count: d)
+            for hit in pool.sorted {
+                let part = parts.last { $0.firstRow <= hit.row }!
+                part.data.withUnsafeBytes { raw in
+                    let row = UnsafeRawBufferPointer(rebasing: raw[(part.offset + (hit.row - part.firstRow) * width)...].prefix(width))
+                    EmbeddingQuantizer.dequantize(row, precision: part.manifest.precision, dimension: d, ranges: nil, into: &unpacked)
+                }
+                var score: Float = 0
+                for j in 0..<d { score += query[j] * unpacked[j] }
+                rescored.offer(SearchHit(row: hit.row, score: score))
+            }
+            return rescored.sorted
+        }
+    }
+}
