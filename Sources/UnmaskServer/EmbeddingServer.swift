@@ -33,15 +33,27 @@ public struct ServerRequestContext: RequestContext {
 public final class EmbeddingServer: Sendable {
     public let configuration: ServerConfiguration
     public let encoder: Encoder
+    /// The index `/search` searches, if any.
+    public let index: VectorIndex?
     let service: EmbeddingService
     let logger: Logger
 
-    public convenience init(encoder: Encoder, configuration: ServerConfiguration, logger: Logger = Logger(label: "unmask.serve")) throws {
-        try self.init(encoder: encoder, configuration: configuration, logger: logger, beforeForward: nil)
+    /// `index` must have been embedded by this encoder's model and options (its prompt may differ).
+    public convenience init(encoder: Encoder, configuration: ServerConfiguration, index: VectorIndex? = nil,
+                            logger: Logger = Logger(label: "unmask.serve")) throws {
+        try self.init(encoder: encoder, configuration: configuration, index: index, logger: logger, beforeForward: nil)
     }
 
-    init(encoder: Encoder, configuration: ServerConfiguration, logger: Logger, beforeForward: (@Sendable ([Encoder.PreparedInput]) -> Void)?) throws {
+    init(encoder: Encoder, configuration: ServerConfiguration, index: VectorIndex? = nil, logger: Logger,
+         beforeForward: (@Sendable ([Encoder.PreparedInput]) -> Void)?) throws {
+        if let index {
+            let identity = EmbeddingCache.identity(of: encoder)
+            guard VectorIndex.comparable(identity) == VectorIndex.comparable(index.manifest.model) else {
+                throw UnmaskError.invalidInput(source: "--index", reason: "was embedded by \(index.manifest.model); the server's encoder is \(identity): queries must be embedded the same way")
+            }
+        }
         self.encoder = encoder
+        self.index = index
         self.configuration = configuration
         self.logger = logger
         service = try EmbeddingService(encoder: encoder, configuration: configuration, beforeForward: beforeForward)
@@ -71,7 +83,7 @@ public final class EmbeddingServer: Sendable {
 
     private func makeServiceGroup(signals: [UnixSignal], onRunning: @escaping @Sendable (Int) async -> Void) -> ServiceGroup {
         let router = Router(context: ServerRequestContext.self)
-        Routes(service: service, logger: logger).register(on: router)
+        Routes(service: service, index: index, logger: logger).register(on: router)
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),

@@ -154,6 +154,17 @@ enum TruncationDirection: String, Decodable, Sendable {
     }
 }
 
+/// Unmask's `/search`: queries embedded like `/embed` does, then searched in the loaded index.
+struct SearchRequest: Decodable, Sendable {
+    var inputs: Inputs
+    var k: Int?
+    var truncate: Bool?
+    var truncation_direction: TruncationDirection?
+    var prompt_name: String?
+    var instruction: String?
+    var rescore_multiplier: Int?
+}
+
 struct EmbedRequest: Decodable, Sendable {
     var inputs: Inputs
     var truncate: Bool?

@@ -6,9 +6,10 @@ import NIOCore
 import Unmask
 
 /// The HTTP routes: OpenAI's `/v1/embeddings`, TEI's `/embed`, `/tokenize`, `/decode`,
-/// `/similarity`, `/info`, `/health`, `/metrics`.
+/// `/similarity`, `/info`, `/health`, `/metrics`, and `/search` when an index is loaded.
 struct Routes: Sendable {
     let service: EmbeddingService
+    let index: VectorIndex?
     let logger: Logger
 
     var configuration: ServerConfiguration { service.configuration }
@@ -38,6 +39,11 @@ struct Routes: Sendable {
         }
         router.post("/similarity") { request, context in
             try await guarded(request, .tei) { body in try await similarity(body, context) }
+        }
+        if index != nil {
+            router.post("/search") { request, context in
+                try await guarded(request, .tei) { body in try await search(body, context) }
+            }
         }
         router.post("/tokenize") { request, _ in
             try await guarded(request, .tei) { body in try tokenize(body) }
@@ -270,6 +276,52 @@ struct Routes: Sendable {
         return json(out, headers: computeHeaders(output, start: start))
     }
 
+    /// Embeds the queries as `/embed` would (the server's prompt unless the request names one),
+    /// then returns, per query, the index's k best records: `{"id", <kept fields>, "score"}`.
+    private func search(_ body: ByteBuffer, _ context: ServerRequestContext) async throws(APIError) -> Response {
+        guard let index else { throw APIError(.Validation, "no index is loaded (serve --index)") }
+        let start = ContinuousClock.now
+        let request = try decodeBody(SearchRequest.self, body)
+        let k = request.k ?? 10
+        guard (1...1000).contains(k) else { throw APIError.validation("`k` must be from 1 to 1000, got \(k)") }
+        let multiplier = request.rescore_multiplier ?? 4
+        guard (1...100).contains(multiplier) else { throw APIError.validation("`rescore_multiplier` must be from 1 to 100, got \(multiplier)") }
+        let (items, method) = try items(request.inputs)
+        let options = EmbeddingService.Options(truncate: request.truncate ?? configuration.autoTruncate,
+                                               direction: request.truncation_direction ?? .right, promptName: request.prompt_name,
+                                               instruction: request.instruction, normalize: false)
+        let output = try await service.embed(items, options: options, isConnected: isConnected(context))
+        // Scanning a large index takes a while: off the cooperative threads.
+        let found: Result<[[(record: String, score: Float)]], UnmaskError> = await withCheckedContinuation { done in
+            DispatchQueue.global().async {
+                do {
+                    let hits = try index.search(output.embeddings, k: k, rescoreMultiplier: multiplier)
+                    done.resume(returning: .success(try hits.map { try $0.map { (try index.record($0.row), $0.score) } }))
+                } catch let error as UnmaskError {
+                    done.resume(returning: .failure(error))
+                } catch {
+                    done.resume(returning: .failure(.invalidInput(source: "index", reason: "\(error)")))
+                }
+            }
+        }
+        let results: [[(record: String, score: Float)]]
+        switch found {
+        case .success(let value): results = value
+        case .failure(let error): throw APIError(.Backend, error.description)
+        }
+        metrics.requestSuccess(method)
+        var out = JSONWriter()
+        out.array(results) { w, hits in
+            w.array(hits) { w, hit in
+                // The ids file's line ({"id": ..., kept fields}) with the score added.
+                w.raw(String(hit.record.dropLast()) + ", \"score\": ")
+                w.float(hit.score)
+                w.raw("}")
+            }
+        }
+        return json(out, headers: computeHeaders(output, start: start))
+    }
+
     static func cosine(_ a: [Float], _ b: [Float]) -> Double {
         var dot = 0.0, na = 0.0, nb = 0.0
         for (x, y) in zip(a, b) {
@@ -372,6 +424,13 @@ struct Routes: Sendable {
             o.field("attention") { $0.string(encoder.options.attention.rawValue) }
             o.field("dimension") { $0.int(encoder.dimension) }
             o.field("batching") { $0.bool(configuration.batching) }
+            o.field("index") { w in
+                if let index { w.object { i in
+                    i.field("rows") { $0.int(index.rows) }
+                    i.field("precision") { $0.string(index.manifest.precision.rawValue) }
+                    i.field("parts") { $0.int(index.parts.count) }
+                } } else { w.null() }
+            }
             o.field("prompts") { p in p.object { o in for name in configuration.prompts.keys.sorted() { o.field(name) { $0.string(configuration.prompts[name]!) } } } }
         }
         return out

@@ -50,7 +50,7 @@ struct SearchCommand: ParsableCommand {
             }
             let model = try encoder.makeEmbedder()
             let identity = EmbeddingCache.identity(of: model)
-            guard Self.comparable(identity) == Self.comparable(index.manifest.model) else {
+            guard VectorIndex.comparable(identity) == VectorIndex.comparable(index.manifest.model) else {
                 throw UnmaskError.invalidInput(source: self.index, reason: "was embedded by \(index.manifest.model); these options give \(identity): queries must be embedded the same way")
             }
             let vectors = try model.encode(records.map(\.input), progress: nil)
@@ -67,11 +67,6 @@ struct SearchCommand: ParsableCommand {
             }
             try writeStandardOutput(Data(out.utf8))
         }
-    }
-
-    /// The identity without the prompt: queries may take another prompt than the documents.
-    static func comparable(_ identity: String) -> String {
-        identity.split(separator: "|").filter { !$0.hasPrefix("default_prompt=") }.joined(separator: "|")
     }
 
     static func jsonString(_ text: String) -> String {

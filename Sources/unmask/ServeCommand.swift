@@ -66,6 +66,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Prompt applied to requests that name none.")
     var defaultPromptName: String?
 
+    @Option(help: "An index written by `unmask embed --format npy` (folder, .npy or manifest) to serve POST /search over; embedded with this model and options.")
+    var index: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -105,12 +108,13 @@ struct ServeCommand: ParsableCommand {
         let server: EmbeddingServer
         do {
             let encoder = try Encoder(modelPath: model, adapterPaths: adapters) { options in
-                options.attention = attention ?? .bidirectional
+                if let attention { options.attention = attention }
                 if let pooling { options.pooling = pooling }
                 if let maxInputLength { options.maxLength = maxInputLength }
                 options.normalize = false
             }
-            server = try EmbeddingServer(encoder: encoder, configuration: configuration, logger: logger)
+            let loaded = try index.map { try VectorIndex(path: $0) }
+            server = try EmbeddingServer(encoder: encoder, configuration: configuration, index: loaded, logger: logger)
         } catch let error as UnmaskError {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             throw ExitCode.failure

@@ -59,6 +59,37 @@ import UnmaskTestSupport
         }
     }
 
+    @Test func searchEmbedsTheQueryAndAnswersFromTheIndex() async throws {
+        let folder = try Fixtures.temporaryDirectory("server-search")
+        let input = folder.appendingPathComponent("docs.txt").path
+        try Data((texts.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: input))
+        var options = CorpusJobOptions(input: input)
+        options.format = .npy
+        options.output = folder.appendingPathComponent("index.npy").path
+        try CorpusJob(options: options).run(embedder: encoder, identity: EmbeddingCache.identity(of: encoder))
+        let index = try VectorIndex(path: options.output!)
+        try await ServerFixtures.withServer(index: index) { client, _, _ in
+            let reply = try await client.post("/search", ["inputs": [texts[2], texts[0]], "k": 2])
+            #expect(reply.status == 200)
+            let results = try reply.json() as! [[[String: Any]]]
+            #expect(results.count == 2 && results.allSatisfy { $0.count == 2 })
+            // A document's own text finds it first (ids are line numbers of the .txt input).
+            #expect(results[0][0]["id"] as? Int == 3 && results[1][0]["id"] as? Int == 1)
+            #expect(abs((results[0][0]["score"] as! Double) - 1) < 1e-4)
+            let bad = try await client.post("/search", ["inputs": texts[0], "k": 0])
+            #expect(bad.status == 422)
+            let info = try await client.get("/info").json() as! [String: Any]
+            #expect((info["index"] as? [String: Any])?["rows"] as? Int == texts.count)
+        }
+        // Without an index there is no /search; an index of another model is refused at start.
+        try await ServerFixtures.withServer { client, _, _ in
+            let missing = try await client.post("/search", ["inputs": "x"])
+            #expect(missing.status == 404)
+        }
+        let other = try Encoder(sharing: encoder) { $0.maxLength = 16 }
+        #expect(throws: UnmaskError.self) { try EmbeddingServer(encoder: other, configuration: ServerFixtures.configuration(), index: index) }
+    }
+
     @Test func openAIEmbeddingsFloatAndBase64() async throws {
         let want = try encoder.encode(texts.map { EncoderInput($0) }).map(ServerFixtures.normalized)
         try await ServerFixtures.withServer({ $0.servedModelName = "unmask-tiny" }) { client, _, _ in

@@ -80,11 +80,12 @@ enum ServerFixtures {
     /// Starts a server on an ephemeral loopback port, runs `body`, and shuts it down gracefully.
     static func withServer<T>(
         encoder: Encoder = encoder,
+        index: VectorIndex? = nil,
         _ change: (inout ServerConfiguration) -> Void = { _ in },
         beforeForward: (@Sendable ([Encoder.PreparedInput]) -> Void)? = nil,
         _ body: (Client, EmbeddingServer, RunningServer) async throws -> T
     ) async throws -> T {
-        let server = try EmbeddingServer(encoder: encoder, configuration: configuration(change), logger: quietLogger, beforeForward: beforeForward)
+        let server = try EmbeddingServer(encoder: encoder, configuration: configuration(change), index: index, logger: quietLogger, beforeForward: beforeForward)
         let running = try await server.start()
         do {
             let result = try await body(Client(port: running.port, apiKey: server.configuration.apiKey), server, running)

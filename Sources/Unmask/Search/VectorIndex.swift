@@ -126,6 +126,11 @@ public final class VectorIndex: @unchecked Sendable {
         return idLines[index]![row - parts[index].firstRow]
     }
 
+    /// An embedder identity without its prompt: queries may take another prompt than the documents.
+    public static func comparable(_ identity: String) -> String {
+        identity.split(separator: "|").filter { !$0.hasPrefix("default_prompt=") }.joined(separator: "|")
+    }
+
     public var isBinary: Bool { manifest.precision == .binary || manifest.precision == .ubinary }
 
     /// The `k` best rows for each query (float vectors of the index's dimension), best first.
