@@ -81,8 +81,22 @@ final class EmbeddingService: Sendable {
     }
 
     /// Tokenizes and checks one input; over-long inputs are truncated (right as llm2vec does, or
-    /// left) when `truncate`, else refused with TEI's message.
-    func prepare(_ item: InputItem, instruction: String, options: Options, index: Int) throws(APIError) -> Encoder.PreparedInput {
+    /// left) when `truncate`, else chunked when the server runs with `--long chunk`, else refused
+    /// with TEI's message. One row, or a chunked input's windows with their weights.
+    func prepare(_ item: InputItem, instruction: String, options: Options, index: Int) throws(APIError) -> [(row: Encoder.PreparedInput, weight: Int)] {
+        if !options.truncate, encoder.options.longInputs == .chunk, case .text(let text) = item, !text.isEmpty, text.count <= maxCharacters {
+            do {
+                if let chunks = try encoder.prepareChunks(EncoderInput(text, instruction: instruction), index: index) { return chunks }
+            } catch let error as UnmaskError {
+                throw APIError.validation(error.description)
+            } catch {
+                throw APIError(.Tokenizer, "tokenizer error \(error)")
+            }
+        }
+        return [(try prepareOne(item, instruction: instruction, options: options, index: index), 1)]
+    }
+
+    private func prepareOne(_ item: InputItem, instruction: String, options: Options, index: Int) throws(APIError) -> Encoder.PreparedInput {
         let limit = maxInputLength
         do {
             switch item {
@@ -130,12 +144,13 @@ final class EmbeddingService: Sendable {
         metrics.embedCount.increment(by: items.count)
         let instruction = try self.instruction(promptName: options.promptName, instruction: options.instruction)
         let tokenizationStart = ContinuousClock.now
-        var rows: [Encoder.PreparedInput] = []
+        var rows: [Encoder.PreparedInput] = [], owner: [Int] = [], weight: [Int] = []
         rows.reserveCapacity(items.count)
         for (index, item) in items.enumerated() {
-            let row = try prepare(item, instruction: instruction, options: options, index: index)
-            metrics.inputLength.record(row.ids.count)
-            rows.append(row)
+            for (row, share) in try prepare(item, instruction: instruction, options: options, index: index) {
+                metrics.inputLength.record(row.ids.count)
+                rows.append(row); owner.append(index); weight.append(share)
+            }
         }
         let tokenization = ContinuousClock.now - tokenizationStart
 
@@ -149,10 +164,17 @@ final class EmbeddingService: Sendable {
         } catch {
             throw APIError(.Backend, "Backend error: \(error)")
         }
-        let embeddings = results.map { SentenceTransformerHead.finish($0.embedding, dimensions: options.dimensions, normalize: options.normalize) }
+        var vectors = results.map(\.embedding)
+        if rows.count > items.count {
+            // Chunked inputs: one vector each from their windows'.
+            var parts = [[(vector: [Float], weight: Int)]](repeating: [], count: items.count)
+            for (row, result) in results.enumerated() { parts[owner[row]].append((result.embedding, weight[row])) }
+            vectors = parts.map { $0.count == 1 ? $0[0].vector : encoder.combineChunks($0) }
+        }
+        let embeddings = vectors.map { SentenceTransformerHead.finish($0, dimensions: options.dimensions, normalize: options.normalize) }
         let n = Double(max(1, results.count))
         func mean(_ durations: [Duration]) -> Duration { durations.reduce(.zero, +) / n }
-        metrics.embedSuccess.increment(by: results.count)
+        metrics.embedSuccess.increment(by: items.count)
         return Output(
             embeddings: embeddings,
             tokens: rows.reduce(0) { $0 + $1.ids.count },

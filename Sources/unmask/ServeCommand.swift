@@ -66,6 +66,12 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Prompt applied to requests that name none.")
     var defaultPromptName: String?
 
+    @Option(help: "Inputs over the max length in requests with truncate: false: refuse them (413/422, TEI's behaviour), or chunk them into overlapping windows averaged into one vector.")
+    var long: LongInputs = .truncate
+
+    @Option(help: "--long chunk: tokens consecutive windows share (default: an eighth of a window).")
+    var chunkOverlap: Int?
+
     @Option(help: "An index written by `unmask embed --format npy` (folder, .npy or manifest) to serve POST /search over; embedded with this model and options.")
     var index: String?
 
@@ -112,6 +118,8 @@ struct ServeCommand: ParsableCommand {
                 if let pooling { options.pooling = pooling }
                 if let maxInputLength { options.maxLength = maxInputLength }
                 options.normalize = false
+                options.longInputs = long
+                options.chunkOverlap = chunkOverlap
             }
             let loaded = try index.map { try VectorIndex(path: $0) }
             server = try EmbeddingServer(encoder: encoder, configuration: configuration, index: loaded, logger: logger)

@@ -13,6 +13,7 @@ struct UnmaskCommand: ParsableCommand {
 
 extension AttentionMode: ExpressibleByArgument {}
 extension Pooling: ExpressibleByArgument {}
+extension LongInputs: ExpressibleByArgument {}
 
 /// Options shared by every command that runs the encoder.
 struct EncoderArguments: ParsableArguments {
@@ -49,6 +50,12 @@ struct EncoderArguments: ParsableArguments {
     @Option(help: "Matryoshka: keep the first N dimensions (normalized again when the model normalizes).")
     var dimensions: Int?
 
+    @Option(help: "Inputs longer than the maximum length: truncate, or chunk (overlapping windows, their vectors averaged by tokens).")
+    var long: LongInputs = .truncate
+
+    @Option(help: "--long chunk: tokens consecutive windows share (default: an eighth of a window).")
+    var chunkOverlap: Int?
+
     func makeEncoder(attention chosen: AttentionMode? = nil) throws -> Encoder {
         try Encoder(modelPath: model, adapterPaths: adapters) { configure(&$0, attention: chosen) }
     }
@@ -63,6 +70,7 @@ struct EncoderArguments: ParsableArguments {
         if let maxLength, maxLength < 1 { throw ValidationError("--max-length must be at least 1, got \(maxLength)") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         if let dimensions, dimensions < 1 { throw ValidationError("--dimensions must be at least 1, got \(dimensions)") }
+        if let chunkOverlap, chunkOverlap < 0 { throw ValidationError("--chunk-overlap must be at least 0, got \(chunkOverlap)") }
         if promptName != nil, prompt != nil { throw ValidationError("give --prompt-name or --prompt, not both") }
     }
 
@@ -75,6 +83,8 @@ struct EncoderArguments: ParsableArguments {
         options.promptName = promptName
         options.prompt = prompt
         options.dimensions = dimensions
+        options.longInputs = long
+        options.chunkOverlap = chunkOverlap
     }
 }
 

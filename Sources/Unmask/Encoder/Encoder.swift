@@ -143,21 +143,79 @@ public final class Encoder: @unchecked Sendable {
     /// Embeds `inputs`, returning one vector per input in input order. `progress(done, total)` is
     /// called after each batch.
     public func encode(_ inputs: [EncoderInput], progress: ((Int, Int) -> Void)? = nil) throws -> [[Float]] {
-        let prepared = try inputs.enumerated().map { try prepare($0.element, index: $0.offset) }
+        // Rows to run: one per input, or one per window of an over-long input in chunk mode.
+        var prepared: [PreparedInput] = [], owner: [Int] = [], weight: [Int] = []
+        for (index, input) in inputs.enumerated() {
+            if options.longInputs == .chunk, let chunks = try prepareChunks(input, index: index) {
+                for chunk in chunks { prepared.append(chunk.row); owner.append(index); weight.append(chunk.weight) }
+            } else {
+                prepared.append(try prepare(input, index: index)); owner.append(index); weight.append(1)
+            }
+        }
         // Longest first, as llm2vec does, so each batch pads little; ties keep input order.
         let order = prepared.indices.sorted { (prepared[$0].ids.count, $1) > (prepared[$1].ids.count, $0) }
-        var results = [[Float]](repeating: [], count: inputs.count)
+        var rows = [[Float]](repeating: [], count: prepared.count)
         var start = 0
         while start < order.count {
             let batchIndices = Array(order[start..<min(start + options.batchSize, order.count)])
-            for (index, embedding) in zip(batchIndices, embed(batchIndices.map { prepared[$0] })) {
-                guard embedding.allSatisfy(\.isFinite) else { throw UnmaskError.nonFiniteEmbedding(input: index + 1) }
-                results[index] = embedding
+            for (row, embedding) in zip(batchIndices, embed(batchIndices.map { prepared[$0] })) {
+                guard embedding.allSatisfy(\.isFinite) else { throw UnmaskError.nonFiniteEmbedding(input: owner[row] + 1) }
+                rows[row] = embedding
             }
             start += batchIndices.count
             progress?(start, order.count)
         }
-        return results
+        guard prepared.count > inputs.count else { return rows }
+        var parts = [[(vector: [Float], weight: Int)]](repeating: [], count: inputs.count)
+        for row in rows.indices { parts[owner[row]].append((rows[row], weight[row])) }
+        return parts.map { $0.count == 1 ? $0[0].vector : combineChunks($0) }
+    }
+
+    /// The windows of an input longer than one window (nil when it fits): its text's tokens in
+    /// windows that fit `max_length` (and llm2vec's `doc_max_length`) beside the special tokens
+    /// and the instruction or prompt, consecutive windows sharing `chunkOverlap` tokens. Each
+    /// window is framed and pooled as a whole input would be; its weight is its text tokens.
+    public func prepareChunks(_ input: EncoderInput, index: Int = 0) throws -> [(row: PreparedInput, weight: Int)]? {
+        let prefix: [Int32], text: [Int32], poolsPrefix: Bool
+        if let sentenceTransformer {
+            let prompt = input.instruction.isEmpty ? defaultPrompt : input.instruction
+            prefix = prompt.isEmpty ? [] : encode(prompt)
+            text = encode(PythonString.strip(input.text))
+            poolsPrefix = sentenceTransformer.includePrompt
+        } else {
+            prefix = input.instruction.isEmpty ? [] : encode(PythonString.strip(input.instruction) + " ")
+            text = encode(input.text)
+            poolsPrefix = !options.skipInstruction
+        }
+        let bos = tokenizer.addsBOS ? tokenizer.bosTokenId.map { [Int32($0)] } ?? [] : []
+        let eos = tokenizer.addsEOS ? tokenizer.eosTokenId.map { [Int32($0)] } ?? [] : []
+        var room = options.maxLength - bos.count - eos.count - prefix.count
+        if sentenceTransformer == nil { room = min(room, options.docMaxLength) }
+        guard text.count > room else { return nil }
+        guard room >= 2 else {
+            throw UnmaskError.invalidInput(source: "input \(index + 1)", reason: "the instruction or prompt (\(prefix.count) tokens) leaves no room for text in max length \(options.maxLength); nothing to chunk")
+        }
+        let overlap = min(options.chunkOverlap ?? room / 8, room - 1)
+        var chunks: [(row: PreparedInput, weight: Int)] = []
+        var start = 0
+        while true {
+            let window = text[start..<min(start + room, text.count)]
+            let ids = bos + prefix + window + eos
+            let pooled = poolsPrefix ? ids.count : window.count + (sentenceTransformer == nil ? 0 : eos.count)
+            chunks.append((PreparedInput(ids: ids, pooledCount: pooled, untruncatedLength: ids.count), window.count))
+            if start + room >= text.count { break }
+            start += room - overlap
+        }
+        return chunks
+    }
+
+    /// One vector from an input's window vectors: their token-weighted mean, normalized again
+    /// when the model's vectors are normalized.
+    public func combineChunks(_ parts: [(vector: [Float], weight: Int)]) -> [Float] {
+        let total = Double(parts.reduce(0) { $0 + $1.weight })
+        var sum = [Double](repeating: 0, count: parts[0].vector.count)
+        for part in parts { for d in sum.indices { sum[d] += Double(part.weight) * Double(part.vector[d]) } }
+        return SentenceTransformerHead.finish(sum.map { Float($0 / total) }, dimensions: nil, normalize: head.normalize)
     }
 
     /// Runs one forward pass over `rows` (left-padded to the longest) and pools each; results in

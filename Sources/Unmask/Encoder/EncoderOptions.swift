@@ -27,6 +27,14 @@ public enum Pooling: String, CaseIterable, Sendable {
     }
 }
 
+/// What happens to an input longer than the maximum length.
+public enum LongInputs: String, CaseIterable, Sendable {
+    /// Cut it (llm2vec's and sentence-transformers' behaviour).
+    case truncate
+    /// Embed overlapping windows of it and average their vectors, weighted by their tokens.
+    case chunk
+}
+
 public enum AttentionMode: String, CaseIterable, Sendable {
     case bidirectional, causal
 }
@@ -48,6 +56,9 @@ public struct EncoderOptions: Sendable, Equatable {
     public var prompt: String?
     /// Matryoshka: keep the first `dimensions` values (then normalize when the model does).
     public var dimensions: Int?
+    public var longInputs: LongInputs = .truncate
+    /// Tokens that consecutive chunks share (default: an eighth of a window).
+    public var chunkOverlap: Int?
 
     public init() {}
 
@@ -81,6 +92,7 @@ public struct EncoderOptions: Sendable, Equatable {
         guard docMaxLength >= 1 else { throw UnmaskError.invalidInput(source: "options", reason: "doc max length must be at least 1, got \(docMaxLength)") }
         guard batchSize >= 1 else { throw UnmaskError.invalidInput(source: "options", reason: "batch size must be at least 1, got \(batchSize)") }
         if let dimensions, dimensions < 1 { throw UnmaskError.invalidInput(source: "options", reason: "dimensions must be at least 1, got \(dimensions)") }
+        if let chunkOverlap, chunkOverlap < 0 { throw UnmaskError.invalidInput(source: "options", reason: "chunk overlap must be at least 0, got \(chunkOverlap)") }
     }
 }
 

@@ -323,6 +323,7 @@ public final class EmbeddingCache {
         // empty instruction means. Named only when set, so earlier caches keep their identity.
         if o.dimensions != nil { settings.append("dimensions=\(encoder.dimension)") }
         if !encoder.defaultPrompt.isEmpty { settings.append("default_prompt=\(encoder.defaultPrompt)") }
+        if o.longInputs == .chunk { settings.append("long=chunk,overlap=\(o.chunkOverlap.map(String.init) ?? "auto")") }
         let parts: [String] = ["Encoder", stamp(encoder.checkpoint.path)] + adapters + settings
         return parts.joined(separator: "|")
     }

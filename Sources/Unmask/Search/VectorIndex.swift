@@ -160,6 +160,9 @@ public final class VectorIndex: @unchecked Sendable {
         return out
     }
 
+    /// Block by block: rows dequantized (and their norms taken) across cores, then one BLAS
+    /// product of the queries with the block, then the running top-k. BLAS keeps its own threads:
+    /// limiting them is process-wide, and a server searches while it embeds.
     private func exactSearch(_ queries: [[Float]], k: Int) -> [[SearchHit]] {
         let d = manifest.dimension, q = queries.count, blockRows = self.blockRows
         var unitQueries = [Float](repeating: 0, count: q * d)
@@ -167,43 +170,32 @@ public final class VectorIndex: @unchecked Sendable {
             let norm = max(query.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot(), 1e-12)
             for j in 0..<d { unitQueries[i * d + j] = Float(Double(query[j]) / norm) }
         }
-        let blocks = self.blocks()
-        let workers = min(Parallel.coreCount, blocks.count)
-        // Per worker: dequantized rows [blockRows, d], scores [q, blockRows], and q running top-k.
-        let vectors = (0..<workers).map { _ in FloatBuffer(count: blockRows * d) }
-        let scores = (0..<workers).map { _ in FloatBuffer(count: q * blockRows) }
-        var results = [[TopK]](repeating: Array(repeating: TopK(k), count: q), count: workers)
-        results.withUnsafeMutableBufferPointer { results in
-            unitQueries.withUnsafeBufferPointer { unitQueries in
-                BLAS.singleThreaded {
-                    Parallel.forEach(blocks.count, workers: workers) { worker, b in
-                        let (p, start, count) = blocks[b]
-                        let part = parts[p], precision = part.manifest.precision
-                        let v = vectors[worker].pointer, s = scores[worker].pointer
-                        let stride = precision.width(dimension: d) * precision.bytesPerValue
-                        part.data.withUnsafeBytes { raw in
-                            for r in 0..<count {
-                                let row = UnsafeRawBufferPointer(rebasing: raw[(part.offset + (start + r) * stride)...].prefix(stride))
-                                EmbeddingQuantizer.dequantize(row, precision: precision, dimension: d, ranges: part.manifest.ranges, into: v + r * d)
-                            }
-                        }
-                        BLAS.sgemm(transposeA: false, transposeB: true, m: q, n: count, k: d, a: unitQueries.baseAddress!, lda: d,
-                                   b: v, ldb: d, c: s, ldc: count)
-                        for r in 0..<count {
-                            var norm: Float = 0
-                            for j in 0..<d { norm += v[r * d + j] * v[r * d + j] }
-                            let inverse = 1 / max(norm.squareRoot(), 1e-12)
-                            for i in 0..<q { results[worker][i].offer(SearchHit(row: part.firstRow + start + r, score: s[i * count + r] * inverse)) }
-                        }
+        let vectors = FloatBuffer(count: blockRows * d), inverseNorms = FloatBuffer(count: blockRows), scores = FloatBuffer(count: q * blockRows)
+        var best = [TopK](repeating: TopK(k), count: q)
+        for (p, start, count) in blocks() {
+            let part = parts[p], precision = part.manifest.precision, ranges = part.manifest.ranges
+            let stride = precision.width(dimension: d) * precision.bytesPerValue
+            part.data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+                Parallel.chunks(count, minimumPerChunk: 256) { _, rows in
+                    for r in rows {
+                        let row = UnsafeRawBufferPointer(rebasing: raw[(part.offset + (start + r) * stride)...].prefix(stride))
+                        let v = vectors.pointer + r * d
+                        EmbeddingQuantizer.dequantize(row, precision: precision, dimension: d, ranges: ranges, into: v)
+                        var norm: Float = 0
+                        for j in 0..<d { norm += v[j] * v[j] }
+                        inverseNorms[r] = 1 / max(norm.squareRoot(), 1e-12)
                     }
                 }
             }
+            unitQueries.withUnsafeBufferPointer { u in
+                BLAS.sgemm(transposeA: false, transposeB: true, m: q, n: count, k: d, a: u.baseAddress!, lda: d,
+                           b: vectors.pointer, ldb: d, c: scores.pointer, ldc: count)
+            }
+            for i in 0..<q {
+                for r in 0..<count { best[i].offer(SearchHit(row: part.firstRow + start + r, score: scores[i * count + r] * inverseNorms[r])) }
+            }
         }
-        return (0..<q).map { i in
-            var best = TopK(k)
-            for worker in 0..<workers { best.merge(results[worker][i]) }
-            return best.sorted
-        }
+        return best.map(\.sorted)
     }
 
     private func binarySearch(_ queries: [[Float]], k: Int, candidates: Int) -> [[SearchHit]] {
