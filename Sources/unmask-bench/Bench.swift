@@ -8,6 +8,7 @@ import Glibc
 
 /// Speed and memory of the encoder's hot paths, printed as a Markdown table for BENCHMARKS.md.
 /// Usage: unmask-bench [--model PATH|NAME] [--batch 32] [--length 128] [--repeats 3] [--tokenizer DIR] [--text FILE]
+///                     [--search yes [--rows 1000000] [--dimension 576] [--queries 100] [--k 10]]
 ///                     [--train yes [--train-batch 8] [--train-length 128] [--simcse-batch 32] [--simcse-length 64] [--train-steps 3]]
 /// Without --model the weights are random with SmolLM2-135M's shapes. With --train, only the
 /// training steps are measured (see TrainingBench).
@@ -21,6 +22,12 @@ struct Bench {
         rows.append(("OPENBLAS_CORETYPE", ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)"))
         rows.append(("cores", "\(Parallel.coreCount)"))
 
+        if arguments.string("--search") != nil {
+            rows += try SearchBench.rows(arguments: arguments)
+            print("| measure | value |\n|---|---|")
+            for (name, value) in rows { print("| \(name) | \(value) |") }
+            return
+        }
         let peak = sgemmPeak()
         rows.append(("sgemm 4096×1536×576", String(format: "%.1f GFLOP/s", peak)))
 

@@ -43,7 +43,7 @@ public final class VectorIndex: @unchecked Sendable {
     /// What every part shares: the model identity, dimension, precision, ranges.
     public let manifest: CorpusManifest
     public let rows: Int
-    private var norms: [Float]?
+    private var cachedInverseNorms: [Float]?
     private var idLines: [[String]?]
     private let lock = NSLock()
 
@@ -144,6 +144,34 @@ public final class VectorIndex: @unchecked Sendable {
         return exactSearch(queries, k: k)
     }
 
+    /// 1 / ‖row‖ of every (dequantized) row, computed on the first exact search and kept (4 bytes a row).
+    private func inverseNorms() -> [Float] {
+        lock.lock()
+        defer { lock.unlock() }
+        if let cachedInverseNorms { return cachedInverseNorms }
+        let d = manifest.dimension
+        var out = [Float](repeating: 0, count: rows)
+        out.withUnsafeMutableBufferPointer { out in
+            for part in parts {
+                let precision = part.manifest.precision, stride = precision.width(dimension: d) * precision.bytesPerValue
+                part.data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+                    Parallel.chunks(part.manifest.rows, minimumPerChunk: 1024) { _, rows in
+                        var v = [Float](repeating: 0, count: d)
+                        for r in rows {
+                            let row = UnsafeRawBufferPointer(rebasing: raw[(part.offset + r * stride)...].prefix(stride))
+                            EmbeddingQuantizer.dequantize(row, precision: precision, dimension: d, ranges: part.manifest.ranges, into: &v)
+                            var norm: Float = 0
+                            for j in 0..<d { norm += v[j] * v[j] }
+                            out[part.firstRow + r] = 1 / max(norm.squareRoot(), 1e-12)
+                        }
+                    }
+                }
+            }
+        }
+        cachedInverseNorms = out
+        return out
+    }
+
     /// Rows per block: 16k rows of 1024 floats is 64 MB of dequantized vectors at most.
     private var blockRows: Int { max(1, min(16_384, (1 << 24) / max(manifest.dimension, 1))) }
 
@@ -170,29 +198,35 @@ public final class VectorIndex: @unchecked Sendable {
             let norm = max(query.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot(), 1e-12)
             for j in 0..<d { unitQueries[i * d + j] = Float(Double(query[j]) / norm) }
         }
-        let vectors = FloatBuffer(count: blockRows * d), inverseNorms = FloatBuffer(count: blockRows), scores = FloatBuffer(count: q * blockRows)
+        let vectors = FloatBuffer(count: blockRows * d), scores = FloatBuffer(count: q * blockRows)
+        let inverseNorms = self.inverseNorms()
         var best = [TopK](repeating: TopK(k), count: q)
         for (p, start, count) in blocks() {
             let part = parts[p], precision = part.manifest.precision, ranges = part.manifest.ranges
             let stride = precision.width(dimension: d) * precision.bytesPerValue
             part.data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-                Parallel.chunks(count, minimumPerChunk: 256) { _, rows in
-                    for r in rows {
-                        let row = UnsafeRawBufferPointer(rebasing: raw[(part.offset + (start + r) * stride)...].prefix(stride))
-                        let v = vectors.pointer + r * d
-                        EmbeddingQuantizer.dequantize(row, precision: precision, dimension: d, ranges: ranges, into: v)
-                        var norm: Float = 0
-                        for j in 0..<d { norm += v[j] * v[j] }
-                        inverseNorms[r] = 1 / max(norm.squareRoot(), 1e-12)
+                // float32 rows are used where they lie (the data offset is a multiple of 64);
+                // other precisions are dequantized into the block buffer first.
+                let block: UnsafePointer<Float>
+                if precision == .float32 {
+                    block = UnsafeRawPointer(raw.baseAddress! + part.offset + start * stride).assumingMemoryBound(to: Float.self)
+                } else {
+                    Parallel.chunks(count, minimumPerChunk: 256) { _, rows in
+                        for r in rows {
+                            let row = UnsafeRawBufferPointer(rebasing: raw[(part.offset + (start + r) * stride)...].prefix(stride))
+                            EmbeddingQuantizer.dequantize(row, precision: precision, dimension: d, ranges: ranges, into: vectors.pointer + r * d)
+                        }
                     }
+                    block = UnsafePointer(vectors.pointer)
+                }
+                unitQueries.withUnsafeBufferPointer { u in
+                    BLAS.sgemm(transposeA: false, transposeB: true, m: q, n: count, k: d, a: u.baseAddress!, lda: d,
+                               b: block, ldb: d, c: scores.pointer, ldc: count)
                 }
             }
-            unitQueries.withUnsafeBufferPointer { u in
-                BLAS.sgemm(transposeA: false, transposeB: true, m: q, n: count, k: d, a: u.baseAddress!, lda: d,
-                           b: vectors.pointer, ldb: d, c: scores.pointer, ldc: count)
-            }
+            let first = part.firstRow + start
             for i in 0..<q {
-                for r in 0..<count { best[i].offer(SearchHit(row: part.firstRow + start + r, score: scores[i * count + r] * inverseNorms[r])) }
+                for r in 0..<count { best[i].offer(SearchHit(row: first + r, score: scores[i * count + r] * inverseNorms[first + r])) }
             }
         }
         return best.map(\.sorted)

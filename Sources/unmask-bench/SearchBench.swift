@@ -1,0 +1,98 @@
+import Foundation
+import Unmask
+import UnmaskKernels
+
+/// `unmask-bench --search yes [--rows 1000000] [--dimension 576] [--queries 100] [--k 10] [--folder DIR]`:
+/// writes synthetic corpora through `unmask embed`'s own pipeline (CorpusJob) as float32, int8 and
+/// ubinary indexes, then measures index size, load time, query latency and recall@k of the
+/// quantized paths against exact float32 search.
+enum SearchBench {
+    /// Vectors around 1,000 Gaussian cluster centres, a function of the record's text (its row number).
+    final class SyntheticEmbedder: TextEmbedder, @unchecked Sendable {
+        let dimension: Int
+        let centres: [[Float]]
+        var label: String { "synthetic clusters" }
+
+        init(dimension: Int) {
+            self.dimension = dimension
+            var random = SplitMix(seed: 7)
+            centres = (0..<1000).map { _ in (0..<dimension).map { _ in random.gaussian() } }
+        }
+
+        func vector(seed: UInt64) -> [Float] {
+            var random = SplitMix(seed: seed &* 0x9E37_79B9 &+ 1)
+            let centre = centres[Int(random.next() % UInt64(centres.count))]
+            return centre.map { $0 + 0.8 * random.gaussian() }
+        }
+
+        func encode(_ inputs: [EncoderInput], progress: ((Int, Int) -> Void)?) throws -> [[Float]] {
+            inputs.map { vector(seed: UInt64($0.text)!) }
+        }
+    }
+
+    struct SplitMix {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) + 1e-7 }
+        mutating func gaussian() -> Float { (-2 * log(uniform())).squareRoot() * cos(2 * .pi * uniform()) }
+    }
+
+    static func seconds(_ body: () throws -> Void) rethrows -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    static func rows(arguments: Arguments) throws -> [(String, String)] {
+        let count = arguments.int("--rows", 1_000_000), dimension = arguments.int("--dimension", 576)
+        let queryCount = arguments.int("--queries", 100), k = arguments.int("--k", 10)
+        let folder = arguments.string("--folder") ?? NSTemporaryDirectory() + "unmask-search-bench-\(getpid())"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { if arguments.string("--folder") == nil { try? FileManager.default.removeItem(atPath: folder) } }
+        let input = folder + "/rows.txt"
+        try Data(((0..<count).map(String.init).joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: input))
+        let embedder = SyntheticEmbedder(dimension: dimension)
+        var out: [(String, String)] = [("corpus", "\(count) × \(dimension) synthetic vectors (1,000 Gaussian clusters, σ 0.8 around unit-variance centres)")]
+        var indexes: [EmbeddingPrecision: VectorIndex] = [:]
+        for precision in [EmbeddingPrecision.float32, .int8, .ubinary] {
+            var options = CorpusJobOptions(input: input)
+            options.format = .npy
+            options.precision = precision
+            options.window = 4096
+            options.output = folder + "/\(precision.rawValue).npy"
+            let write = try seconds { try CorpusJob(options: options).run(embedder: embedder, identity: "synthetic") }
+            let size = (try FileManager.default.attributesOfItem(atPath: options.output!)[.size] as? NSNumber)?.intValue ?? 0
+            var index: VectorIndex!
+            let load = try seconds { index = try VectorIndex(path: options.output!) }
+            indexes[precision] = index
+            out.append(("\(precision.rawValue): index file", String(format: "%.0f MB (written by the embed pipeline in %.1f s, opened in %.3f s)", Double(size) / 1e6, write, load)))
+        }
+        var random = SplitMix(seed: 99)
+        let queries = (0..<queryCount).map { _ in embedder.vector(seed: random.next()) }
+        var truth: [[Int]] = []
+        for precision in [EmbeddingPrecision.float32, .int8, .ubinary] {
+            let index = indexes[precision]!
+            _ = try index.search([queries[0]], k: k)  // pages in
+            var single = Double.infinity
+            for query in queries.prefix(3) { single = min(single, try seconds { _ = try index.search([query], k: k) }) }
+            var found: [[SearchHit]] = []
+            let batch = try seconds { found = try index.search(queries, k: k) }
+            let rows = found.map { $0.map(\.row) }
+            if precision == .float32 { truth = rows }
+            let recall = zip(rows, truth).reduce(0) { $0 + Set($1.0).intersection($1.1).count } 
+            let name = precision == .ubinary ? "ubinary (Hamming top \(4 * k), rescored)" : "\(precision.rawValue) (exact cosine)"
+            out.append((name + ": 1 query", String(format: "%.1f ms", single * 1000)))
+            out.append((name + ": \(queryCount) queries", String(format: "%.2f s (%.1f ms/query), recall@%d vs float32 exact %.3f", batch, batch * 1000 / Double(queryCount), k,
+                                                                 Double(recall) / Double(queryCount * k))))
+        }
+        out.append(("peak RSS", String(format: "%.0f MB (mapped index pages count once touched)", Double(Bench.peakResidentBytes()) / 1e6)))
+        return out
+    }
+}
