@@ -74,28 +74,29 @@ struct Routes: Sendable {
         }
     }
 
-    /// Bodies up to this many times the payload limit are read and thrown away before a 413, so
-    /// that a client which writes its whole body before reading (Python's urllib) gets the answer.
-    static let drainFactor = 16
+    /// How long the rest of an oversized body is read and thrown away before the 413, as nginx's
+    /// lingering close does: a client that writes its whole body before reading (Python's urllib)
+    /// then gets the answer instead of a reset connection. A body still coming after this is cut off.
+    static let drainTime: Duration = .seconds(10)
 
     /// The body, up to the payload limit. Past it the rest is read and discarded (kept bytes stay
-    /// at the limit) up to `drainFactor` × the limit, then 413; the reply closes the connection.
+    /// at the limit) for up to `drainTime`, then 413; the reply closes the connection.
     private func readBody(_ request: inout Request) async throws(APIError) -> ByteBuffer {
         guard request.method == .post else { return ByteBuffer() }
         let limit = configuration.payloadLimit
-        let declared = request.headers[.contentLength].flatMap { Int($0) }
-        let drainLimit = limit.multipliedReportingOverflow(by: Self.drainFactor).overflow ? Int.max : limit * Self.drainFactor
-        if let declared, declared > drainLimit { throw APIError.payloadTooLarge }
         var body = ByteBuffer()
         var received = 0
+        var draining: ContinuousClock.Instant?
         do {
             for try await chunk in request.body {
                 received += chunk.readableBytes
                 if received <= limit {
                     var chunk = chunk
                     body.writeBuffer(&chunk)
-                } else if received > drainLimit {
-                    break
+                } else if let since = draining {
+                    if ContinuousClock.now - since > Self.drainTime { break }
+                } else {
+                    draining = .now
                 }
             }
         } catch {

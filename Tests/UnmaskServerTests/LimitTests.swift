@@ -90,13 +90,16 @@ import UnmaskTestSupport
     @Test func oversizedBodyWrittenInFullStillGets413() async throws {
         try await ServerFixtures.withServer({ $0.payloadLimit = 1_000_000 }) { client, _, _ in
             let port = client.port
-            let (reply, sentAll) = try await Task.detached { try WriteAllThenRead.post(port: port, path: "/embed", bodySize: 5_000_000, timeout: 120) }.value
-            // Without draining, the server stops reading and the client's writes stall until its
-            // timeout; the bound is generous because on a loaded machine other suites can hold the
-            // cooperative threads the server's handler needs.
-            #expect(sentAll)
-            #expect(reply.hasPrefix("HTTP/1.1 413"), "\(reply.prefix(200))")
-            #expect(reply.lowercased().contains("connection: close"))
+            // 5 MB, and 60 MB (60 times the limit, far past any multiple a server would buffer).
+            for size in [5_000_000, 60_000_000] {
+                let (reply, sentAll) = try await Task.detached { try WriteAllThenRead.post(port: port, path: "/embed", bodySize: size, timeout: 120) }.value
+                // Without draining, the server stops reading and the client's writes stall until its
+                // timeout; the bound is generous because on a loaded machine other suites can hold the
+                // cooperative threads the server's handler needs.
+                #expect(sentAll, "\(size)")
+                #expect(reply.hasPrefix("HTTP/1.1 413"), "\(size): \(reply.prefix(200))")
+                #expect(reply.lowercased().contains("connection: close"))
+            }
             // The server is still fine.
             #expect(try await client.post("/embed", ["inputs": "small"]).status == 200)
         }
