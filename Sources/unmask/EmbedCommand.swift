@@ -100,7 +100,9 @@ struct EmbedCommand: ParsableCommand {
                 progress.update(state.done, total: state.total, detail: detail)
             }
             progress.finish()
-            if let paths = job.paths, job.options.shard != nil || options.format == .npy {
+            if job.wasFinished, let paths = job.paths {
+                FileHandle.standardError.write(Data("\(paths.data) is already complete: nothing to resume (delete it to embed again)\n".utf8))
+            } else if let paths = job.paths, job.options.shard != nil || options.format == .npy {
                 FileHandle.standardError.write(Data("wrote \(written) records to \(paths.data)\n".utf8))
             }
         }

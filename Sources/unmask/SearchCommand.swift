@@ -33,6 +33,9 @@ struct SearchCommand: ParsableCommand {
     @Option(help: "Binary indexes: candidates per result that the float query rescores.")
     var rescoreMultiplier: Int = 4
 
+    @Option(help: "Binary indexes: a float32/float16/int8 index of the same corpus whose vectors rescore the candidates by cosine (read only at the candidates).")
+    var rescoreIndex: String?
+
     func validate() throws {
         if queries.isEmpty == (queriesFile == nil) { throw ValidationError("give --query TEXT (repeatable) or --queries FILE") }
         if k < 1 { throw ValidationError("-k must be at least 1, got \(k)") }
@@ -54,7 +57,8 @@ struct SearchCommand: ParsableCommand {
                 throw UnmaskError.invalidInput(source: self.index, reason: "was embedded by \(index.manifest.model); these options give \(identity): queries must be embedded the same way")
             }
             let vectors = try model.encode(records.map(\.input), progress: nil)
-            let hits = try index.search(vectors, k: k, rescoreMultiplier: rescoreMultiplier)
+            let rescoring = try rescoreIndex.map { try VectorIndex(path: $0) }
+            let hits = try index.search(vectors, k: k, rescoreMultiplier: rescoreMultiplier, rescoring: rescoring)
             var out = ""
             for (record, results) in zip(records, hits) {
                 out += "{\"query_id\": \(record.id), \"query\": \(Self.jsonString(record.input.text)), \"results\": ["

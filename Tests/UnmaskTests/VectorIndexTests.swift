@@ -84,6 +84,24 @@ import UnmaskTestSupport
         }
     }
 
+    @Test func binaryCandidatesCanBeRescoredFromAnotherIndexOfTheCorpus() throws {
+        let folder = try Fixtures.temporaryDirectory("index-rescore")
+        let (binaryPath, vectors, _) = try Self.index(.ubinary, in: folder)
+        let (floatPath, _, _) = try Self.index(.float32, in: folder)
+        let binary = try VectorIndex(path: binaryPath), exact = try VectorIndex(path: floatPath)
+        let query = vectors[77].enumerated().map { $0.element + Float($0.offset % 5) * 0.05 }
+        let k = 5, multiplier = 4
+        let hits = try binary.search([query], k: k, rescoreMultiplier: multiplier, rescoring: exact)[0]
+        let queryBits = query.map { $0 > 0 }
+        let distance = vectors.map { row in zip(row, queryBits).filter { ($0 > 0) != $1 }.count }
+        let candidates = vectors.indices.sorted { (distance[$0], $0) < (distance[$1], $1) }.prefix(k * multiplier)
+        let expected = candidates.map { SearchHit(row: $0, score: Self.cosine(query, vectors[$0])) }.sorted(by: >).prefix(k)
+        #expect(hits.map(\.row) == expected.map(\.row))
+        for (a, b) in zip(hits, expected) { #expect(abs(a.score - b.score) <= 1e-5) }
+        // Only a float/int8 index of the same corpus can rescore a binary one.
+        #expect(throws: UnmaskError.self) { try exact.search([query], k: k, rescoring: binary) }
+    }
+
     @Test func badIndexesAndQueriesAreNamed() throws {
         let folder = try Fixtures.temporaryDirectory("index-bad")
         #expect(throws: UnmaskError.self) { try VectorIndex(path: folder.path) }

@@ -44,6 +44,8 @@ public final class CorpusJob {
     public let paths: CorpusPaths?
     /// Records [first, last) of the input this run embeds.
     public let range: Range<Int>?
+    /// Whether `run` found the result already complete (a `--resume` after the end) and did nothing.
+    public private(set) var wasFinished = false
 
     public init(options: CorpusJobOptions) throws {
         self.options = options
@@ -153,7 +155,10 @@ public final class CorpusJob {
                 throw UnmaskError.invalidInput(source: paths.journal, reason: "cannot resume: \(why); delete it and the .partial files to start over")
             }
         } else {
-            if options.resume, let done = try finished(paths, scan: scan, identity: identity) { return done }
+            if options.resume, let done = try finished(paths, scan: scan, identity: identity) {
+                wasFinished = true
+                return done
+            }
             let ranges = try options.precision.needsCalibration ? calibrate(embedder: embedder) : nil
             let manifest = CorpusManifest(
                 format: options.format, input: .init(path: options.input, sha256: scan.sha256, records: scan.records), model: identity,

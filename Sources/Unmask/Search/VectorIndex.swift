@@ -133,14 +133,26 @@ public final class VectorIndex: @unchecked Sendable {
 
     public var isBinary: Bool { manifest.precision == .binary || manifest.precision == .ubinary }
 
-    /// The `k` best rows for each query (float vectors of the index's dimension), best first.
-    public func search(_ queries: [[Float]], k: Int, rescoreMultiplier: Int = 4) throws -> [[SearchHit]] {
+    /// The `k` best rows for each query (float vectors of the index's dimension), best first. A
+    /// binary index takes `k × rescoreMultiplier` Hamming-nearest candidates and rescores them with
+    /// `rescoring` (a float or int8 index of the same corpus, read only at the candidates: the
+    /// binary index in memory, the other on disk) by cosine, else by the query · their bits.
+    public func search(_ queries: [[Float]], k: Int, rescoreMultiplier: Int = 4, rescoring: VectorIndex? = nil) throws -> [[SearchHit]] {
+        if let rescoring {
+            guard isBinary, !rescoring.isBinary else {
+                throw UnmaskError.invalidInput(source: "--rescore-index", reason: "rescores a binary index with a float32, float16 or int8 one; here \(manifest.precision.rawValue) and \(rescoring.manifest.precision.rawValue)")
+            }
+            guard rescoring.rows == rows, rescoring.manifest.input.sha256 == manifest.input.sha256,
+                  Self.comparable(rescoring.manifest.model) == Self.comparable(manifest.model), rescoring.manifest.dimension == manifest.dimension else {
+                throw UnmaskError.invalidInput(source: "--rescore-index", reason: "is not the same corpus and model as the binary index (rows, input SHA-256, model and dimension must match)")
+            }
+        }
         let d = manifest.dimension
         if let bad = queries.first(where: { $0.count != d }) {
             throw UnmaskError.invalidInput(source: "query", reason: "has \(bad.count) values; the index holds \(d)-dimensional vectors")
         }
         guard k >= 1 else { throw UnmaskError.invalidInput(source: "-k", reason: "must be at least 1, got \(k)") }
-        if isBinary { return binarySearch(queries, k: k, candidates: k * max(1, rescoreMultiplier)) }
+        if isBinary { return binarySearch(queries, k: k, candidates: k * max(1, rescoreMultiplier), rescoring: rescoring) }
         return exactSearch(queries, k: k)
     }
 
@@ -232,13 +244,15 @@ public final class VectorIndex: @unchecked Sendable {
         return best.map(\.sorted)
     }
 
-    private func binarySearch(_ queries: [[Float]], k: Int, candidates: Int) -> [[SearchHit]] {
+    private func binarySearch(_ queries: [[Float]], k: Int, candidates: Int, rescoring: VectorIndex?) -> [[SearchHit]] {
         let d = manifest.dimension, width = manifest.precision.width(dimension: d)
         let blocks = self.blocks()
         let workers = min(Parallel.coreCount, blocks.count)
         return queries.map { query in
             // Bits as the index stores them (binary is ubinary with its top bit flipped).
             let bits = EmbeddingQuantizer.bytes(query, precision: manifest.precision, ranges: nil)
+            let words = width / 8
+            let queryWords = (0..<words).map { w in bits[(8 * w)..<(8 * w + 8)].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) } }
             var nearest = [TopK](repeating: TopK(candidates), count: workers)
             nearest.withUnsafeMutableBufferPointer { nearest in
                 Parallel.forEach(blocks.count, workers: workers) { worker, b in
@@ -248,7 +262,9 @@ public final class VectorIndex: @unchecked Sendable {
                         for r in 0..<count {
                             let base = part.offset + (start + r) * width
                             var distance = 0
-                            for j in 0..<width { distance += (raw[base + j] ^ bits[j]).nonzeroBitCount }
+                            // Eight bytes at a time, then the rest.
+                            for w in 0..<words { distance += (UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: base + 8 * w, as: UInt64.self)) ^ queryWords[w]).nonzeroBitCount }
+                            for j in (8 * words)..<width { distance += (raw[base + j] ^ bits[j]).nonzeroBitCount }
                             // Fewer differing bits is better: the heap keeps the highest scores.
                             nearest[worker].offer(SearchHit(row: part.firstRow + start + r, score: -Float(distance)))
                         }
@@ -257,19 +273,43 @@ public final class VectorIndex: @unchecked Sendable {
             }
             var pool = TopK(candidates)
             for heap in nearest { pool.merge(heap) }
+            let rows = pool.sorted.map(\.row)
+            if let rescoring { return rescoring.cosines(query, rows: rows, k: k) }
+            // Without another index: the float query · the candidates' bits, as sentence-transformers does.
             var rescored = TopK(k)
             var unpacked = [Float](repeating: 0, count: d)
-            for hit in pool.sorted {
-                let part = parts.last { $0.firstRow <= hit.row }!
-                part.data.withUnsafeBytes { raw in
-                    let row = UnsafeRawBufferPointer(rebasing: raw[(part.offset + (hit.row - part.firstRow) * width)...].prefix(width))
-                    EmbeddingQuantizer.dequantize(row, precision: part.manifest.precision, dimension: d, ranges: nil, into: &unpacked)
-                }
+            for row in rows {
+                vector(row, into: &unpacked)
                 var score: Float = 0
                 for j in 0..<d { score += query[j] * unpacked[j] }
-                rescored.offer(SearchHit(row: hit.row, score: score))
+                rescored.offer(SearchHit(row: row, score: score))
             }
             return rescored.sorted
         }
+    }
+
+    /// Row `row` as floats (dequantized; bits as 0/1).
+    func vector(_ row: Int, into out: UnsafeMutablePointer<Float>) {
+        let part = parts.last { $0.firstRow <= row }!
+        let precision = part.manifest.precision, stride = precision.width(dimension: manifest.dimension) * precision.bytesPerValue
+        part.data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[(part.offset + (row - part.firstRow) * stride)...].prefix(stride))
+            EmbeddingQuantizer.dequantize(bytes, precision: precision, dimension: manifest.dimension, ranges: part.manifest.ranges, into: out)
+        }
+    }
+
+    /// The `k` best of `rows` by cosine with `query`, from this index's vectors.
+    func cosines(_ query: [Float], rows: [Int], k: Int) -> [SearchHit] {
+        let d = manifest.dimension
+        let queryNorm = max(query.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+        var best = TopK(k)
+        var v = [Float](repeating: 0, count: d)
+        for row in rows {
+            vector(row, into: &v)
+            var dot: Float = 0, norm: Float = 0
+            for j in 0..<d { dot += query[j] * v[j]; norm += v[j] * v[j] }
+            best.offer(SearchHit(row: row, score: dot / (queryNorm * max(norm.squareRoot(), 1e-12))))
+        }
+        return best.sorted
     }
 }
