@@ -22,24 +22,30 @@ final class CorpusCLITests: XCTestCase {
 
     func testARunKilledAtRandomMomentsResumesToTheUninterruptedBytes() throws {
         let folder = try Fixtures.temporaryDirectory("corpus-kill")
-        let input = try corpus(400, in: folder)
+        let input = try corpus(1500, in: folder)
         let common = ["embed", "--model", model, "--input", input, "--window", "8", "--keep", "n", "--max-length", "32"]
         let whole = folder.appendingPathComponent("whole.jsonl").path
+        let started = Date()
         let result = try Executables.run(common + ["--output", whole])
         XCTAssertEqual(result.status, 0, result.stderr)
+        let duration = Date().timeIntervalSince(started)
 
         let killed = folder.appendingPathComponent("killed.jsonl").path
         let journal = killed + ".resume.json"
         var random = SplitMix64(seed: UInt64(Date().timeIntervalSince1970))
         var kills = 0, killedMidRun = 0, finished = false
         var delays: [Double] = []
-        for _ in 0..<40 where !finished {
+        for _ in 0..<30 where !finished {
             let process = Process()
             process.executableURL = Executables.unmask
             process.arguments = common + ["--output", killed, "--resume"]
             process.standardError = FileHandle.nullDevice
             try process.run()
-            let delay = 0.05 + Double(random.next() % 900) / 1000
+            // Once the run is under way (its journal exists), kill it at a random moment within a
+            // third of an uninterrupted run's time: before, between or inside windows' commits.
+            let deadline = Date().addingTimeInterval(60)
+            while process.isRunning, !FileManager.default.fileExists(atPath: journal), Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
+            let delay = Double(random.next() % 1000) / 1000 * duration / 3
             delays.append(delay)
             Thread.sleep(forTimeInterval: delay)
             if process.isRunning {
@@ -54,7 +60,7 @@ final class CorpusCLITests: XCTestCase {
             let last = try Executables.run(common + ["--output", killed, "--resume"])
             XCTAssertEqual(last.status, 0, last.stderr)
         }
-        XCTAssertGreaterThan(killedMidRun, 0, "no kill landed mid-run (delays \(delays))")
+        XCTAssertGreaterThan(killedMidRun, 0, "no kill landed mid-run (run \(duration) s, delays \(delays))")
         XCTAssertTrue(FileManager.default.contentsEqual(atPath: whole, andPath: killed), "after \(kills) kills at \(delays)")
         XCTAssertFalse(FileManager.default.fileExists(atPath: journal))
         XCTAssertFalse(FileManager.default.fileExists(atPath: killed + ".partial"))
