@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Unmask
+import UnmaskKernels
 
 @main
 struct UnmaskCommand: ParsableCommand {
@@ -9,6 +10,12 @@ struct UnmaskCommand: ParsableCommand {
         abstract: "Decoder LLMs as text encoders, the LLM2Vec way.",
         subcommands: [EmbedCommand.self, ShardsCommand.self, SearchCommand.self, SimilarityCommand.self, TokenizeCommand.self, InspectCommand.self, AnalyzeCommand.self, DataCommand.self, TrainCommand.self, MergeCommand.self, EvalCommand.self, StudyCommand.self, ServeCommand.self]
     )
+
+    static func main() {
+        // Before any BLAS call: the kernels OpenBLAS chose at load time are final for the process.
+        BLASCoreType.reexecIfFallback()
+        main(nil)
+    }
 }
 
 extension AttentionMode: ExpressibleByArgument {}
