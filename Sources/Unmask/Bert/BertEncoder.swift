@@ -51,6 +51,9 @@ public final class BertEncoder: TextEmbedder, @unchecked Sendable {
         options.pooling = defaultPooling ?? .mean
         configure(&options)
         try options.validate()
+        guard options.longInputs == .truncate else {
+            throw UnmaskError.invalidInput(source: "--long chunk", reason: "chunks inputs for decoder models; this BERT encoder truncates at \(options.maxLength) tokens")
+        }
         guard options.maxLength <= config.maxPositionEmbeddings else {
             throw UnmaskError.invalidInput(source: "options", reason: "max length \(options.maxLength) exceeds the model's max_position_embeddings \(config.maxPositionEmbeddings)")
         }
