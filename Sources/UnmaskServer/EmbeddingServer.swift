@@ -33,19 +33,24 @@ public struct ServerRequestContext: RequestContext {
 public final class EmbeddingServer: Sendable {
     public let configuration: ServerConfiguration
     public let encoder: Encoder
-    /// The index `/search` searches, if any.
+    /// The index `/search` searches, if any, and for a binary one the index that rescores its candidates.
     public let index: VectorIndex?
+    public let rescoring: VectorIndex?
     let service: EmbeddingService
     let logger: Logger
 
     /// `index` must have been embedded by this encoder's model and options (its prompt may differ).
-    public convenience init(encoder: Encoder, configuration: ServerConfiguration, index: VectorIndex? = nil,
+    public convenience init(encoder: Encoder, configuration: ServerConfiguration, index: VectorIndex? = nil, rescoring: VectorIndex? = nil,
                             logger: Logger = Logger(label: "unmask.serve")) throws {
-        try self.init(encoder: encoder, configuration: configuration, index: index, logger: logger, beforeForward: nil)
+        try self.init(encoder: encoder, configuration: configuration, index: index, rescoring: rescoring, logger: logger, beforeForward: nil)
     }
 
-    init(encoder: Encoder, configuration: ServerConfiguration, index: VectorIndex? = nil, logger: Logger,
+    init(encoder: Encoder, configuration: ServerConfiguration, index: VectorIndex? = nil, rescoring: VectorIndex? = nil, logger: Logger,
          beforeForward: (@Sendable ([Encoder.PreparedInput]) -> Void)?) throws {
+        if let rescoring {
+            guard let index else { throw UnmaskError.invalidInput(source: "--rescore-index", reason: "rescores a binary --index; give one") }
+            try index.checkRescoring(rescoring)
+        }
         if let index {
             let identity = EmbeddingCache.identity(of: encoder)
             guard VectorIndex.comparable(identity) == VectorIndex.comparable(index.manifest.model) else {
@@ -54,6 +59,7 @@ public final class EmbeddingServer: Sendable {
         }
         self.encoder = encoder
         self.index = index
+        self.rescoring = rescoring
         self.configuration = configuration
         self.logger = logger
         service = try EmbeddingService(encoder: encoder, configuration: configuration, beforeForward: beforeForward)
@@ -83,7 +89,7 @@ public final class EmbeddingServer: Sendable {
 
     private func makeServiceGroup(signals: [UnixSignal], onRunning: @escaping @Sendable (Int) async -> Void) -> ServiceGroup {
         let router = Router(context: ServerRequestContext.self)
-        Routes(service: service, index: index, logger: logger).register(on: router)
+        Routes(service: service, index: index, rescoring: rescoring, logger: logger).register(on: router)
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),

@@ -10,6 +10,7 @@ import Unmask
 struct Routes: Sendable {
     let service: EmbeddingService
     let index: VectorIndex?
+    let rescoring: VectorIndex?
     let logger: Logger
 
     var configuration: ServerConfiguration { service.configuration }
@@ -296,7 +297,7 @@ struct Routes: Sendable {
         let found: Result<[[(record: String, score: Float)]], UnmaskError> = await withCheckedContinuation { done in
             DispatchQueue.global().async {
                 do {
-                    let hits = try index.search(output.embeddings, k: k, rescoreMultiplier: multiplier)
+                    let hits = try index.search(output.embeddings, k: k, rescoreMultiplier: multiplier, rescoring: rescoring)
                     done.resume(returning: .success(try hits.map { try $0.map { (try index.record($0.row), $0.score) } }))
                 } catch let error as UnmaskError {
                     done.resume(returning: .failure(error))

@@ -75,6 +75,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "An index written by `unmask embed --format npy` (folder, .npy or manifest) to serve POST /search over; embedded with this model and options.")
     var index: String?
 
+    @Option(help: "With a binary --index: a float32/float16/int8 index of the same corpus that rescores its candidates.")
+    var rescoreIndex: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -122,7 +125,8 @@ struct ServeCommand: ParsableCommand {
                 options.chunkOverlap = chunkOverlap
             }
             let loaded = try index.map { try VectorIndex(path: $0) }
-            server = try EmbeddingServer(encoder: encoder, configuration: configuration, index: loaded, logger: logger)
+            let rescoring = try rescoreIndex.map { try VectorIndex(path: $0) }
+            server = try EmbeddingServer(encoder: encoder, configuration: configuration, index: loaded, rescoring: rescoring, logger: logger)
         } catch let error as UnmaskError {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             throw ExitCode.failure

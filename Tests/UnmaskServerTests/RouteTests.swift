@@ -81,6 +81,16 @@ import UnmaskTestSupport
             let info = try await client.get("/info").json() as! [String: Any]
             #expect((info["index"] as? [String: Any])?["rows"] as? Int == texts.count)
         }
+        // A binary index, its candidates rescored by cosine from the float one.
+        options.precision = .ubinary
+        options.output = folder.appendingPathComponent("binary.npy").path
+        try CorpusJob(options: options).run(embedder: encoder, identity: EmbeddingCache.identity(of: encoder))
+        let binary = try VectorIndex(path: options.output!)
+        try await ServerFixtures.withServer(index: binary, rescoring: index) { client, _, _ in
+            let results = try await client.post("/search", ["inputs": texts[2], "k": 1]).json() as! [[[String: Any]]]
+            #expect(results[0][0]["id"] as? Int == 3 && abs((results[0][0]["score"] as! Double) - 1) < 1e-4)
+        }
+        #expect(throws: UnmaskError.self) { try EmbeddingServer(encoder: encoder, configuration: ServerFixtures.configuration(), index: index, rescoring: binary) }
         // Without an index there is no /search; an index of another model is refused at start.
         try await ServerFixtures.withServer { client, _, _ in
             let missing = try await client.post("/search", ["inputs": "x"])

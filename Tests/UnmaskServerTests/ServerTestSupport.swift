@@ -81,11 +81,12 @@ enum ServerFixtures {
     static func withServer<T>(
         encoder: Encoder = encoder,
         index: VectorIndex? = nil,
+        rescoring: VectorIndex? = nil,
         _ change: (inout ServerConfiguration) -> Void = { _ in },
         beforeForward: (@Sendable ([Encoder.PreparedInput]) -> Void)? = nil,
         _ body: (Client, EmbeddingServer, RunningServer) async throws -> T
     ) async throws -> T {
-        let server = try EmbeddingServer(encoder: encoder, configuration: configuration(change), index: index, logger: quietLogger, beforeForward: beforeForward)
+        let server = try EmbeddingServer(encoder: encoder, configuration: configuration(change), index: index, rescoring: rescoring, logger: quietLogger, beforeForward: beforeForward)
         let running = try await server.start()
         do {
             let result = try await body(Client(port: running.port, apiKey: server.configuration.apiKey), server, running)

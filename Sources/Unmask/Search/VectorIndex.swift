@@ -131,6 +131,17 @@ public final class VectorIndex: @unchecked Sendable {
         identity.split(separator: "|").filter { !$0.hasPrefix("default_prompt=") }.joined(separator: "|")
     }
 
+    /// Refuses an index that cannot rescore this one's candidates.
+    public func checkRescoring(_ rescoring: VectorIndex) throws {
+        guard isBinary, !rescoring.isBinary else {
+            throw UnmaskError.invalidInput(source: "--rescore-index", reason: "rescores a binary index with a float32, float16 or int8 one; here \(manifest.precision.rawValue) and \(rescoring.manifest.precision.rawValue)")
+        }
+        guard rescoring.rows == rows, rescoring.manifest.input.sha256 == manifest.input.sha256,
+              Self.comparable(rescoring.manifest.model) == Self.comparable(manifest.model), rescoring.manifest.dimension == manifest.dimension else {
+            throw UnmaskError.invalidInput(source: "--rescore-index", reason: "is not the same corpus and model as the binary index (rows, input SHA-256, model and dimension must match)")
+        }
+    }
+
     public var isBinary: Bool { manifest.precision == .binary || manifest.precision == .ubinary }
 
     /// The `k` best rows for each query (float vectors of the index's dimension), best first. A
@@ -138,15 +149,7 @@ public final class VectorIndex: @unchecked Sendable {
     /// `rescoring` (a float or int8 index of the same corpus, read only at the candidates: the
     /// binary index in memory, the other on disk) by cosine, else by the query · their bits.
     public func search(_ queries: [[Float]], k: Int, rescoreMultiplier: Int = 4, rescoring: VectorIndex? = nil) throws -> [[SearchHit]] {
-        if let rescoring {
-            guard isBinary, !rescoring.isBinary else {
-                throw UnmaskError.invalidInput(source: "--rescore-index", reason: "rescores a binary index with a float32, float16 or int8 one; here \(manifest.precision.rawValue) and \(rescoring.manifest.precision.rawValue)")
-            }
-            guard rescoring.rows == rows, rescoring.manifest.input.sha256 == manifest.input.sha256,
-                  Self.comparable(rescoring.manifest.model) == Self.comparable(manifest.model), rescoring.manifest.dimension == manifest.dimension else {
-                throw UnmaskError.invalidInput(source: "--rescore-index", reason: "is not the same corpus and model as the binary index (rows, input SHA-256, model and dimension must match)")
-            }
-        }
+        if let rescoring { try checkRescoring(rescoring) }
         let d = manifest.dimension
         if let bad = queries.first(where: { $0.count != d }) {
             throw UnmaskError.invalidInput(source: "query", reason: "has \(bad.count) values; the index holds \(d)-dimensional vectors")
