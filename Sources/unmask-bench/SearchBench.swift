@@ -15,14 +15,14 @@ enum SearchBench {
 
         init(dimension: Int) {
             self.dimension = dimension
-            var random = SplitMix(seed: 7)
-            centres = (0..<1000).map { _ in (0..<dimension).map { _ in random.gaussian() } }
+            var random = SplitMix64(seed: 7)
+            centres = (0..<1000).map { _ in (0..<dimension).map { _ in SearchBench.gaussian(&random) } }
         }
 
         func vector(seed: UInt64) -> [Float] {
-            var random = SplitMix(seed: seed &* 0x9E37_79B9 &+ 1)
-            let centre = centres[Int(random.next() % UInt64(centres.count))]
-            return centre.map { $0 + 0.8 * random.gaussian() }
+            var random = SplitMix64(seed: SplitMix64.derive(1, seed))
+            let centre = centres[Int(random.below(UInt64(centres.count)))]
+            return centre.map { $0 + 0.8 * SearchBench.gaussian(&random) }
         }
 
         func encode(_ inputs: [EncoderInput], progress: ((Int, Int) -> Void)?) throws -> [[Float]] {
@@ -30,18 +30,10 @@ enum SearchBench {
         }
     }
 
-    struct SplitMix {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) + 1e-7 }
-        mutating func gaussian() -> Float { (-2 * log(uniform())).squareRoot() * cos(2 * .pi * uniform()) }
+    /// Box–Muller from two uniform draws.
+    static func gaussian(_ random: inout SplitMix64) -> Float {
+        let u = 1 - random.unit(), v = random.unit()
+        return Float((-2 * Foundation.log(u)).squareRoot() * cos(2 * .pi * v))
     }
 
     static func seconds(_ body: () throws -> Void) rethrows -> Double {
@@ -74,7 +66,7 @@ enum SearchBench {
             indexes[precision] = index
             out.append(("\(precision.rawValue): index file", String(format: "%.0f MB (written by the embed pipeline in %.1f s, opened in %.3f s)", Double(size) / 1e6, write, load)))
         }
-        var random = SplitMix(seed: 99)
+        var random = SplitMix64(seed: 99)
         let queries = (0..<queryCount).map { _ in embedder.vector(seed: random.next()) }
         var truth: [[Int]] = []
         for precision in [EmbeddingPrecision.float32, .int8, .ubinary] {

@@ -1,4 +1,5 @@
 import Foundation
+import UnmaskKernels
 import UnmaskTestSupport
 import XCTest
 
@@ -120,18 +121,5 @@ final class CorpusCLITests: XCTestCase {
         var base = ProcessInfo.processInfo.environment
         for key in ["SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "JOB_COMPLETION_INDEX"] { base[key] = nil }
         return try Executables.run(arguments, environment: base.merging(environment) { $1 })
-    }
-}
-
-/// A small seeded generator (the test's kill moments vary between runs; the corpus does not).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

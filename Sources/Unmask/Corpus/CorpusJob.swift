@@ -142,16 +142,7 @@ public final class CorpusJob {
         var journal: Journal
         if options.resume, FileManager.default.fileExists(atPath: paths.journal) {
             journal = try Self.readJournal(paths.journal)
-            var planned = journal.manifest
-            planned.input = CorpusManifest.Input(path: options.input, sha256: scan.sha256, records: scan.records)
-            planned.model = identity
-            planned.format = options.format
-            planned.precision = options.precision
-            planned.keep = options.keep
-            planned.instruction = options.instruction
-            planned.window = options.window
-            planned.shard = options.shard
-            if let why = planned.mismatch(with: journal.manifest) {
+            if let why = planned(like: journal.manifest, scan: scan, identity: identity).mismatch(with: journal.manifest) {
                 throw UnmaskError.invalidInput(source: paths.journal, reason: "cannot resume: \(why); delete it and the .partial files to start over")
             }
         } else {
@@ -225,19 +216,24 @@ public final class CorpusJob {
         }
         guard FileManager.default.fileExists(atPath: manifestPath) else { return nil }
         let manifest = try CorpusManifest.load(manifestPath)
+        if let why = planned(like: manifest, scan: scan, identity: identity).mismatch(with: manifest) {
+            throw UnmaskError.invalidInput(source: manifestPath, reason: "a finished result of another job is here: \(why); delete it to embed again")
+        }
+        return manifest.rows
+    }
+
+    /// What this run would make, in the fields an earlier run's `manifest` is checked on.
+    private func planned(like manifest: CorpusManifest, scan: CorpusScan, identity: String) -> CorpusManifest {
         var planned = manifest
         planned.input = CorpusManifest.Input(path: options.input, sha256: scan.sha256, records: scan.records)
         planned.model = identity
         planned.format = options.format
         planned.precision = options.precision
         planned.keep = options.keep
-        planned.window = options.window
         planned.instruction = options.instruction
+        planned.window = options.window
         planned.shard = options.shard
-        if let why = planned.mismatch(with: manifest) {
-            throw UnmaskError.invalidInput(source: manifestPath, reason: "a finished result of another job is here: \(why); delete it to embed again")
-        }
-        return manifest.rows
+        return planned
     }
 
     /// Renames the partial files into place, then writes the manifest, then drops the journal: a
