@@ -50,6 +50,12 @@ public final class CorpusJob {
     public init(options: CorpusJobOptions) throws {
         self.options = options
         guard options.window >= 1 else { throw UnmaskError.invalidInput(source: "--window", reason: "must be at least 1, got \(options.window)") }
+        if let calibration = options.calibration {
+            guard options.precision.needsCalibration else {
+                throw UnmaskError.invalidInput(source: "--calibration", reason: "sets int8/uint8 ranges; --precision is \(options.precision.rawValue)")
+            }
+            guard FileManager.default.fileExists(atPath: calibration) else { throw UnmaskError.fileNotFound(path: calibration, what: "--calibration texts") }
+        }
         if options.input == "-" {
             if options.resume { throw UnmaskError.invalidInput(source: "--resume", reason: "needs a file input: standard input cannot be read again") }
             if options.shard != nil { throw UnmaskError.invalidInput(source: "--shard", reason: "needs a file input: shards split a file's records") }
