@@ -1,3 +1,5 @@
+import Foundation
+
 /// Every failure a user can cause, each rendered as one line that names the file, field or input
 /// at fault and what was expected.
 public enum UnmaskError: Error, CustomStringConvertible, Equatable {
@@ -53,5 +55,22 @@ public enum UnmaskError: Error, CustomStringConvertible, Equatable {
         case let .trainingDiverged(step, what):
             return "training diverged at step \(step + 1): \(what); lower --learning-rate or check the data (the last checkpoint is kept)"
         }
+    }
+}
+
+extension UnmaskError {
+    /// `path` could not be written, for the reason the system gives for `error`.
+    public static func unwritableFile(path: String, error: Error) -> UnmaskError {
+        .unwritableFile(path: path, reason: systemReason(error))
+    }
+
+    /// `path` could not be read, for the reason the system gives for `error`.
+    public static func unreadableFile(path: String, error: Error) -> UnmaskError {
+        .unreadableFile(path: path, reason: systemReason(error))
+    }
+
+    /// Foundation's short reason ("The file doesn't exist.") where it has one, else its description.
+    static func systemReason(_ error: Error) -> String {
+        (error as NSError).localizedFailureReason ?? error.localizedDescription
     }
 }

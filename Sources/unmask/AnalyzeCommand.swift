@@ -31,7 +31,7 @@ struct AnalyzeCommand: ParsableCommand {
             do {
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             } catch {
-                throw UnmaskError.unwritableFile(path: output, reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
+                throw UnmaskError.unwritableFile(path: output, error: error)
             }
             try writeOutput(Data(markdown.utf8), to: folder.appendingPathComponent("\(name).md").path)
             try writeOutput(Data(svg.utf8), to: folder.appendingPathComponent("\(name).svg").path)

@@ -126,7 +126,7 @@ func writeOutput(_ data: Data, to path: String?) throws {
             try handle.write(contentsOf: data)
         }
     } catch {
-        throw UnmaskError.unwritableFile(path: path, reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
+        throw UnmaskError.unwritableFile(path: path, error: error)
     }
 }
 
@@ -134,7 +134,7 @@ func writeOutput(_ data: Data, to path: String?) throws {
 /// errors (a closed pipe, /dev/full).
 func writeStandardOutput(_ data: Data) throws {
     do { try FileHandle.standardOutput.write(contentsOf: data) } catch {
-        throw UnmaskError.unwritableFile(path: "standard output", reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
+        throw UnmaskError.unwritableFile(path: "standard output", error: error)
     }
 }
 

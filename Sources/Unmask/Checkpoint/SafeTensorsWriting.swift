@@ -56,6 +56,6 @@ func writeAtomically(_ data: Data, to url: URL) throws {
     do {
         try data.write(to: url, options: .atomic)
     } catch {
-        throw UnmaskError.unwritableFile(path: url.path, reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
+        throw UnmaskError.unwritableFile(path: url.path, error: error)
     }
 }

@@ -132,7 +132,7 @@ public final class CorpusJob {
 
     static func writeJournal(_ journal: Journal, to path: String) throws {
         do { try JSONEncoder().encode(journal).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw UnmaskError.unwritableFile(path: path, reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
+            throw UnmaskError.unwritableFile(path: path, error: error)
         }
     }
 
@@ -251,7 +251,7 @@ public final class CorpusJob {
         }
         if let manifest = paths.manifest {
             do { try journal.manifest.encoded().write(to: URL(fileURLWithPath: manifest), options: .atomic) } catch {
-                throw UnmaskError.unwritableFile(path: manifest, reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
+                throw UnmaskError.unwritableFile(path: manifest, error: error)
             }
         }
         try? FileManager.default.removeItem(atPath: paths.journal)
@@ -273,7 +273,7 @@ public final class CorpusJob {
         }
         func write(_ data: Data) throws {
             do { try target.write(contentsOf: data) } catch {
-                throw UnmaskError.unwritableFile(path: name, reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
+                throw UnmaskError.unwritableFile(path: name, error: error)
             }
         }
         let tokensBefore = embedder.tokensProcessed
@@ -379,7 +379,7 @@ public final class CorpusJob {
 
         func append(_ data: Data) throws {
             do { try handle.write(contentsOf: data) } catch {
-                throw UnmaskError.unwritableFile(path: path, reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
+                throw UnmaskError.unwritableFile(path: path, error: error)
             }
             size += data.count
         }

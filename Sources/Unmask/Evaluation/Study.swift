@@ -121,7 +121,7 @@ public enum EvaluationRun {
             return
         }
         do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
-            throw UnmaskError.unwritableFile(path: folder.path, reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
+            throw UnmaskError.unwritableFile(path: folder.path, error: error)
         }
     }
 }

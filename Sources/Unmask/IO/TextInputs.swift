@@ -31,7 +31,7 @@ public enum TextInputs {
                 throw UnmaskError.invalidInput(source: path, reason: "is a directory; give a .txt or .jsonl file")
             }
             do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-                throw UnmaskError.unreadableFile(path: path, reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
+                throw UnmaskError.unreadableFile(path: path, error: error)
             }
         }
         guard let content = String(data: data, encoding: .utf8) else {
