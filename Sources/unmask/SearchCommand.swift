@@ -61,7 +61,7 @@ struct SearchCommand: ParsableCommand {
             let hits = try index.search(vectors, k: k, rescoreMultiplier: rescoreMultiplier, rescoring: rescoring)
             var out = ""
             for (record, results) in zip(records, hits) {
-                out += "{\"query_id\": \(record.id), \"query\": \(Self.jsonString(record.input.text)), \"results\": ["
+                out += "{\"query_id\": \(record.id), \"query\": \(JSONText.string(record.input.text)), \"results\": ["
                 out += try results.map { hit in
                     // The ids line ({"id": ..., kept fields}) with the score added.
                     let line = try index.record(hit.row)
@@ -71,9 +71,5 @@ struct SearchCommand: ParsableCommand {
             }
             try writeStandardOutput(Data(out.utf8))
         }
-    }
-
-    static func jsonString(_ text: String) -> String {
-        String(decoding: try! JSONSerialization.data(withJSONObject: text, options: [.fragmentsAllowed, .withoutEscapingSlashes]), as: UTF8.self)
     }
 }

@@ -310,7 +310,7 @@ public final class CorpusJob {
         var data = Data(), ids = Data()
         for (record, vector) in zip(window, vectors) {
             var prefix = "{\"id\": \(record.id)"
-            for (name, value) in zip(options.keep, record.kept) { prefix += ", \(Self.jsonString(name)): \(value)" }
+            for (name, value) in zip(options.keep, record.kept) { prefix += ", \(JSONText.string(name)): \(value)" }
             if options.format == .npy {
                 data.append(contentsOf: EmbeddingQuantizer.bytes(vector, precision: options.precision, ranges: ranges))
                 ids.append(contentsOf: Array((prefix + "}\n").utf8))
@@ -327,10 +327,6 @@ public final class CorpusJob {
             }
         }
         return (data, ids)
-    }
-
-    static func jsonString(_ text: String) -> String {
-        String(decoding: try! JSONSerialization.data(withJSONObject: text, options: [.fragmentsAllowed, .withoutEscapingSlashes]), as: UTF8.self)
     }
 
     /// int8/uint8 ranges: from `--calibration`'s texts, else the input's first records (the same

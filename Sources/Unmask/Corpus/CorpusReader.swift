@@ -24,14 +24,15 @@ public final class CorpusReader {
     private let defaultInstruction: String
     private var nextIndex = 0
 
-    public init(path: String, keep: [String] = [], defaultInstruction: String = "") throws {
+    /// `observe` sees the file's bytes block by block as they are read.
+    public init(path: String, keep: [String] = [], defaultInstruction: String = "", observe: ((Data) -> Void)? = nil) throws {
         if path != "-" {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw UnmaskError.fileNotFound(path: path, what: "input file") }
             guard !isDirectory.boolValue else { throw UnmaskError.invalidInput(source: path, reason: "is a directory; give a .txt or .jsonl file") }
         }
         self.path = path
-        reader = try LineReader(path: path)
+        reader = try LineReader(path: path, observe: observe)
         self.keep = keep
         self.defaultInstruction = defaultInstruction
         if path == "-" {
@@ -65,16 +66,27 @@ public final class CorpusReader {
 
     private func parse(_ text: String, line: Int) throws -> CorpusRecord {
         let source = "\(path):\(line)"
-        let input = try TextInputs.parseJSONLine(Substring(text), source: source, defaultInstruction: defaultInstruction)
-        // parseJSONLine has checked that the line is an object.
-        let object = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) as! [String: Any]
-        func json(_ value: Any?, field: String) throws -> String {
+        let object = try TextInputs.jsonObject(Substring(text), source: source)
+        let input = try TextInputs.input(from: object, source: source, defaultInstruction: defaultInstruction)
+        func json(_ value: Any?) throws -> String {
             guard let value, !(value is NSNull) else { return "null" }
-            let data = try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .withoutEscapingSlashes, .sortedKeys])
-            return String(decoding: data, as: UTF8.self)
+            return try JSONText.of(value)
         }
-        let id = object["id"] == nil ? String(line) : try json(object["id"], field: "id")
-        return CorpusRecord(index: nextIndex, line: line, input: input, id: id, kept: try keep.map { try json(object[$0], field: $0) })
+        let id = object["id"] == nil ? String(line) : try json(object["id"])
+        return CorpusRecord(index: nextIndex, line: line, input: input, id: id, kept: try keep.map { try json(object[$0]) })
+    }
+}
+
+/// JSON values as the text records carry them: compact, keys sorted, slashes as they are.
+public enum JSONText {
+    public static func of(_ value: Any) throws -> String {
+        String(decoding: try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .withoutEscapingSlashes, .sortedKeys]), as: UTF8.self)
+    }
+
+    /// A string as a JSON string literal.
+    public static func string(_ text: String) -> String {
+        // A String always serializes.
+        try! of(text)
     }
 }
 
@@ -87,14 +99,11 @@ public struct CorpusScan: Sendable, Equatable, Codable {
 
     public init(path: String) throws {
         guard path != "-" else { throw UnmaskError.invalidInput(source: path, reason: "standard input cannot be scanned twice; give a file") }
-        let reader = try CorpusReader(path: path)
+        var hasher = SHA256()
+        let reader = try CorpusReader(path: path) { hasher.update(data: $0) }
         var count = 0
         while try reader.next() != nil { count += 1 }
         guard count > 0 else { throw UnmaskError.invalidInput(source: path, reason: "no texts: the input is empty") }
-        var hasher = SHA256()
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw UnmaskError.unreadableFile(path: path, reason: "cannot open it for reading") }
-        defer { try? handle.close() }
-        while let block = try handle.read(upToCount: 1 << 22), !block.isEmpty { hasher.update(data: block) }
         records = count
         sha256 = hasher.finalize().map { String(format: "%02x", $0) }.joined()
         isPlainText = reader.isPlainText

@@ -9,10 +9,12 @@ public final class LineReader {
     private var position = 0
     private var atEnd = false
     private let blockSize: Int
+    private let observe: ((Data) -> Void)?
     /// The number of the line `next()` returned last.
     public private(set) var lineNumber = 0
 
-    public init(path: String, blockSize: Int = 1 << 20) throws {
+    /// `observe` sees every block as it is read (to hash the file in the same pass).
+    public init(path: String, blockSize: Int = 1 << 20, observe: ((Data) -> Void)? = nil) throws {
         if path == "-" {
             handle = FileHandle.standardInput
             closes = false
@@ -24,6 +26,7 @@ public final class LineReader {
             closes = true
         }
         self.blockSize = blockSize
+        self.observe = observe
     }
 
     deinit { if closes { try? handle.close() } }
@@ -49,17 +52,20 @@ public final class LineReader {
             // Keep the unfinished line, read the next block after it.
             buffer.removeSubrange(0..<position)
             position = 0
-            let block = try handle.read(upToCount: blockSize) ?? Data()
-            if block.isEmpty { atEnd = true } else { buffer.append(contentsOf: block) }
+            try readBlock()
         }
+    }
+
+    private func readBlock() throws {
+        let block = try handle.read(upToCount: blockSize) ?? Data()
+        if block.isEmpty { atEnd = true; return }
+        observe?(block)
+        buffer.append(contentsOf: block)
     }
 
     /// The first bytes of the file without consuming them (to tell JSONL from text on stdin).
     public func peek(_ count: Int) throws -> ArraySlice<UInt8> {
-        while buffer.count - position < count, !atEnd {
-            let block = try handle.read(upToCount: blockSize) ?? Data()
-            if block.isEmpty { atEnd = true } else { buffer.append(contentsOf: block) }
-        }
+        while buffer.count - position < count, !atEnd { try readBlock() }
         return buffer[position..<min(buffer.count, position + count)]
     }
 }

@@ -50,6 +50,11 @@ public enum TextInputs {
     }
 
     static func parseJSONLine(_ line: Substring, source: String, defaultInstruction: String) throws -> EncoderInput {
+        try input(from: jsonObject(line, source: source), source: source, defaultInstruction: defaultInstruction)
+    }
+
+    /// A JSONL line as its object.
+    static func jsonObject(_ line: Substring, source: String) throws -> [String: Any] {
         let object: Any
         do { object = try JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed]) } catch {
             throw UnmaskError.invalidInput(source: source, reason: "invalid JSON (expected an object like {\"text\": \"...\"})")
@@ -57,6 +62,11 @@ public enum TextInputs {
         guard let dictionary = object as? [String: Any] else {
             throw UnmaskError.invalidInput(source: source, reason: "expected a JSON object like {\"text\": \"...\"}")
         }
+        return dictionary
+    }
+
+    /// The text and instruction of a JSONL line's object.
+    static func input(from dictionary: [String: Any], source: String, defaultInstruction: String) throws -> EncoderInput {
         guard let text = dictionary["text"] as? String else {
             throw UnmaskError.invalidInput(source: source, reason: "field 'text': expected a string")
         }
