@@ -51,12 +51,7 @@ public final class EmbeddingServer: Sendable {
             guard let index else { throw UnmaskError.invalidInput(source: "--rescore-index", reason: "rescores a binary --index; give one") }
             try index.checkRescoring(rescoring)
         }
-        if let index {
-            let identity = EmbeddingCache.identity(of: encoder)
-            guard VectorIndex.comparable(identity) == VectorIndex.comparable(index.manifest.model) else {
-                throw UnmaskError.invalidInput(source: "--index", reason: "was embedded by \(index.manifest.model); the server's encoder is \(identity): queries must be embedded the same way")
-            }
-        }
+        try index?.checkQueries(embeddedBy: EmbeddingCache.identity(of: encoder), source: "--index")
         self.encoder = encoder
         self.index = index
         self.rescoring = rescoring

@@ -294,11 +294,11 @@ struct Routes: Sendable {
                                                instruction: request.instruction, normalize: false)
         let output = try await service.embed(items, options: options, isConnected: isConnected(context))
         // Scanning a large index takes a while: off the cooperative threads.
-        let found: Result<[[(record: String, score: Float)]], UnmaskError> = await withCheckedContinuation { done in
+        let found: Result<[[String]], UnmaskError> = await withCheckedContinuation { done in
             DispatchQueue.global().async {
                 do {
                     let hits = try index.search(output.embeddings, k: k, rescoreMultiplier: multiplier, rescoring: rescoring)
-                    done.resume(returning: .success(try hits.map { try $0.map { (try index.record($0.row), $0.score) } }))
+                    done.resume(returning: .success(try hits.map { try $0.map(index.result) }))
                 } catch let error as UnmaskError {
                     done.resume(returning: .failure(error))
                 } catch {
@@ -306,7 +306,7 @@ struct Routes: Sendable {
                 }
             }
         }
-        let results: [[(record: String, score: Float)]]
+        let results: [[String]]
         switch found {
         case .success(let value): results = value
         case .failure(let error): throw APIError(.Backend, error.description)
@@ -314,12 +314,7 @@ struct Routes: Sendable {
         metrics.requestSuccess(method)
         var out = JSONWriter()
         out.array(results) { w, hits in
-            w.array(hits) { w, hit in
-                // The ids file's line ({"id": ..., kept fields}) with the score added.
-                w.raw(String(hit.record.dropLast()) + ", \"score\": ")
-                w.float(hit.score)
-                w.raw("}")
-            }
+            w.array(hits) { w, hit in w.raw(hit) }
         }
         return json(out, headers: computeHeaders(output, start: start))
     }

@@ -52,21 +52,14 @@ struct SearchCommand: ParsableCommand {
                 while let record = try reader.next() { records.append((record.id, record.input)) }
             }
             let model = try encoder.makeEmbedder()
-            let identity = EmbeddingCache.identity(of: model)
-            guard VectorIndex.comparable(identity) == VectorIndex.comparable(index.manifest.model) else {
-                throw UnmaskError.invalidInput(source: self.index, reason: "was embedded by \(index.manifest.model); these options give \(identity): queries must be embedded the same way")
-            }
+            try index.checkQueries(embeddedBy: EmbeddingCache.identity(of: model), source: self.index)
             let vectors = try model.encode(records.map(\.input), progress: nil)
             let rescoring = try rescoreIndex.map { try VectorIndex(path: $0) }
             let hits = try index.search(vectors, k: k, rescoreMultiplier: rescoreMultiplier, rescoring: rescoring)
             var out = ""
             for (record, results) in zip(records, hits) {
                 out += "{\"query_id\": \(record.id), \"query\": \(JSONText.string(record.input.text)), \"results\": ["
-                out += try results.map { hit in
-                    // The ids line ({"id": ..., kept fields}) with the score added.
-                    let line = try index.record(hit.row)
-                    return String(line.dropLast()) + ", \"score\": \(hit.score)}"
-                }.joined(separator: ", ")
+                out += try results.map(index.result).joined(separator: ", ")
                 out += "]}\n"
             }
             try writeStandardOutput(Data(out.utf8))

@@ -52,8 +52,7 @@ public final class VectorIndex: @unchecked Sendable {
         let manifests = try Self.manifests(at: path)
         var parts: [Part] = []
         var row = 0
-        for manifestPath in manifests {
-            let manifest = try CorpusManifest.load(manifestPath)
+        for (manifestPath, manifest) in manifests {
             guard manifest.format == .npy, let ids = manifest.ids else {
                 throw UnmaskError.invalidInput(source: manifestPath, reason: "describes a \(manifest.format.rawValue) result; search needs --format npy output")
             }
@@ -70,7 +69,7 @@ public final class VectorIndex: @unchecked Sendable {
                 throw UnmaskError.invalidInput(source: dataPath, reason: "holds \(header.descriptor) [\(header.rows), \(header.columns)] in \(data.count) bytes; \(manifestPath) says \(manifest.precision.npyDescriptor) [\(manifest.rows), \(width)]")
             }
             if let first = parts.first?.manifest, first.model != manifest.model || first.precision != manifest.precision || first.ranges != manifest.ranges {
-                throw UnmaskError.invalidInput(source: manifestPath, reason: "was made by another model or precision than \(manifests[0])")
+                throw UnmaskError.invalidInput(source: manifestPath, reason: "was made by another model or precision than \(manifests[0].path)")
             }
             parts.append(Part(manifest: manifest, data: data, offset: header.offset, idsPath: (folder as NSString).appendingPathComponent(ids), firstRow: row))
             row += manifest.rows
@@ -81,37 +80,42 @@ public final class VectorIndex: @unchecked Sendable {
         idLines = Array(repeating: nil, count: parts.count)
     }
 
-    static func manifests(at path: String) throws -> [String] {
+    /// The manifests of the parts at `path`, each loaded once, in row order.
+    static func manifests(at path: String) throws -> [(path: String, manifest: CorpusManifest)] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw UnmaskError.fileNotFound(path: path, what: "index (a folder, .npy or .manifest.json of `unmask embed --format npy`)") }
         if !isDirectory.boolValue {
-            if path.hasSuffix(".manifest.json") { return [path] }
-            if path.lowercased().hasSuffix(".npy") { return [(path as NSString).deletingPathExtension + ".manifest.json"] }
+            let manifest = path.hasSuffix(".manifest.json") ? path
+                : path.lowercased().hasSuffix(".npy") ? (path as NSString).deletingPathExtension + ".manifest.json" : nil
+            if let manifest { return [(manifest, try CorpusManifest.load(manifest))] }
             throw UnmaskError.invalidInput(source: path, reason: "give a folder, a .npy or a .manifest.json written by `unmask embed --format npy`")
         }
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0.hasSuffix(".manifest.json") }.sorted()
-        let found = try names.map { name -> (String, CorpusManifest) in
+        let found = try names.map { name -> (path: String, manifest: CorpusManifest) in
             let full = (path as NSString).appendingPathComponent(name)
             return (full, try CorpusManifest.load(full))
-        }.filter { $0.1.format == .npy }
-        let whole = found.filter { $0.1.shard == nil }
-        if whole.count == 1 { return [whole[0].0] }
-        if whole.count > 1 { throw UnmaskError.invalidInput(source: path, reason: "holds several indexes (\(whole.map { ($0.0 as NSString).lastPathComponent }.joined(separator: ", "))); name one") }
-        let shards = found.sorted { ($0.1.first, $0.0) < ($1.1.first, $1.0) }
+        }.filter { $0.manifest.format == .npy }
+        let whole = found.filter { $0.manifest.shard == nil }
+        if whole.count == 1 { return whole }
+        if whole.count > 1 { throw UnmaskError.invalidInput(source: path, reason: "holds several indexes (\(whole.map { ($0.path as NSString).lastPathComponent }.joined(separator: ", "))); name one") }
+        let shards = found.sorted { ($0.manifest.first, $0.path) < ($1.manifest.first, $1.path) }
         guard !shards.isEmpty else { throw UnmaskError.invalidInput(source: path, reason: "holds no npy manifest (`unmask embed --format npy` writes one)") }
         var next = 0
         for (name, manifest) in shards {
-            guard manifest.first == next, manifest.input.sha256 == shards[0].1.input.sha256 else {
+            guard manifest.first == next, manifest.input.sha256 == shards[0].manifest.input.sha256 else {
                 throw UnmaskError.invalidInput(source: name, reason: "the shards here do not tile one input (records \(manifest.first)..<\(manifest.last), expected from \(next)); merge them or remove strays")
             }
             next = manifest.last
         }
-        return shards.map(\.0)
+        return shards
     }
+
+    /// The part that holds `row`.
+    private func partIndex(of row: Int) -> Int { parts.lastIndex { $0.firstRow <= row }! }
 
     /// The output line of `row` as `unmask embed` wrote it to the ids file (id and kept fields).
     public func record(_ row: Int) throws -> String {
-        let index = parts.lastIndex { $0.firstRow <= row }!
+        let index = partIndex(of: row)
         lock.lock()
         defer { lock.unlock() }
         if idLines[index] == nil {
@@ -126,9 +130,22 @@ public final class VectorIndex: @unchecked Sendable {
         return idLines[index]![row - parts[index].firstRow]
     }
 
+    /// A search result as one JSON object: the hit's ids line (`{"id", <kept fields>}`) with its score.
+    public func result(_ hit: SearchHit) throws -> String {
+        String(try record(hit.row).dropLast()) + ", \"score\": \(hit.score)}"
+    }
+
     /// An embedder identity without its prompt: queries may take another prompt than the documents.
     public static func comparable(_ identity: String) -> String {
         identity.split(separator: "|").filter { !$0.hasPrefix("default_prompt=") }.joined(separator: "|")
+    }
+
+    /// Refuses queries from an embedder (named by its `EmbeddingCache.identity`) other than the
+    /// index's model and options; the prompt may differ.
+    public func checkQueries(embeddedBy identity: String, source: String) throws {
+        guard Self.comparable(identity) == Self.comparable(manifest.model) else {
+            throw UnmaskError.invalidInput(source: source, reason: "was embedded by \(manifest.model); the queries would be by \(identity): queries must be embedded the same way")
+        }
     }
 
     /// Refuses an index that cannot rescore this one's candidates.
@@ -293,7 +310,7 @@ public final class VectorIndex: @unchecked Sendable {
 
     /// Row `row` as floats (dequantized; bits as 0/1).
     func vector(_ row: Int, into out: UnsafeMutablePointer<Float>) {
-        let part = parts.last { $0.firstRow <= row }!
+        let part = parts[partIndex(of: row)]
         let precision = part.manifest.precision, stride = precision.width(dimension: manifest.dimension) * precision.bytesPerValue
         part.data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             let bytes = UnsafeRawBufferPointer(rebasing: raw[(part.offset + (row - part.firstRow) * stride)...].prefix(stride))
