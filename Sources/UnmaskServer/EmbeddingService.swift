@@ -164,13 +164,8 @@ final class EmbeddingService: Sendable {
         } catch {
             throw APIError(.Backend, "Backend error: \(error)")
         }
-        var vectors = results.map(\.embedding)
-        if rows.count > items.count {
-            // Chunked inputs: one vector each from their windows'.
-            var parts = [[(vector: [Float], weight: Int)]](repeating: [], count: items.count)
-            for (row, result) in results.enumerated() { parts[owner[row]].append((result.embedding, weight[row])) }
-            vectors = parts.map { $0.count == 1 ? $0[0].vector : encoder.combineChunks($0) }
-        }
+        // Chunked inputs: one vector each from their windows'.
+        let vectors = encoder.gather(results.map(\.embedding), owners: owner, weights: weight, inputCount: items.count)
         let embeddings = vectors.map { SentenceTransformerHead.finish($0, dimensions: options.dimensions, normalize: options.normalize) }
         let n = Double(max(1, results.count))
         func mean(_ durations: [Duration]) -> Duration { durations.reduce(.zero, +) / n }

@@ -165,9 +165,16 @@ public final class Encoder: @unchecked Sendable {
             start += batchIndices.count
             progress?(start, order.count)
         }
-        guard prepared.count > inputs.count else { return rows }
-        var parts = [[(vector: [Float], weight: Int)]](repeating: [], count: inputs.count)
-        for row in rows.indices { parts[owner[row]].append((rows[row], weight[row])) }
+        return gather(rows, owners: owner, weights: weight, inputCount: inputs.count)
+    }
+
+    /// One vector per input from the vectors of its rows (`owners[row]` is the row's input): a
+    /// single row as it is, an input's windows as their token-weighted mean (`weights[row]`),
+    /// normalized again when the model's vectors are normalized.
+    public func gather(_ rows: [[Float]], owners: [Int], weights: [Int], inputCount: Int) -> [[Float]] {
+        guard rows.count > inputCount else { return rows }
+        var parts = [[(vector: [Float], weight: Int)]](repeating: [], count: inputCount)
+        for row in rows.indices { parts[owners[row]].append((rows[row], weights[row])) }
         return parts.map { $0.count == 1 ? $0[0].vector : combineChunks($0) }
     }
 
@@ -209,9 +216,7 @@ public final class Encoder: @unchecked Sendable {
         return chunks
     }
 
-    /// One vector from an input's window vectors: their token-weighted mean, normalized again
-    /// when the model's vectors are normalized.
-    public func combineChunks(_ parts: [(vector: [Float], weight: Int)]) -> [Float] {
+    private func combineChunks(_ parts: [(vector: [Float], weight: Int)]) -> [Float] {
         let total = Double(parts.reduce(0) { $0 + $1.weight })
         var sum = [Double](repeating: 0, count: parts[0].vector.count)
         for part in parts { for d in sum.indices { sum[d] += Double(part.weight) * Double(part.vector[d]) } }
