@@ -12,8 +12,13 @@ public enum Kernels {
             BLAS.sgemm(transposeA: false, transposeB: true, m: rows, n: n, k: k, a: x, lda: k, b: weight, ldb: k, beta: 1, c: out, ldc: n)
         } else {
             BLAS.sgemm(transposeA: false, transposeB: true, m: rows, n: n, k: k, a: x, lda: k, b: weight, ldb: k, beta: accumulate ? 1 : 0, c: out, ldc: n)
-            if let bias { for r in 0..<rows { let o = out + r * n; for j in 0..<n { o[j] += bias[j] } } }
+            if let bias { addBias(out, rows: rows, columns: n, bias: bias) }
         }
+    }
+
+    /// out[r, j] += bias[j] for every row.
+    public static func addBias(_ out: UnsafeMutablePointer<Float>, rows: Int, columns n: Int, bias: UnsafePointer<Float>) {
+        for r in 0..<rows { let o = out + r * n; for j in 0..<n { o[j] += bias[j] } }
     }
 
     /// out[rows, dim] = x / sqrt(mean(x²) + eps) · weight; also writes 1/rms per row when asked

@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// Speed and memory of the encoder's hot paths, printed as a Markdown table for BENCHMARKS.md.
-/// Usage: unmask-bench [--model PATH|NAME] [--batch 32] [--length 128] [--repeats 3] [--tokenizer DIR] [--text FILE]
+/// Usage: unmask-bench [--model PATH|NAME] [--precision auto|f32] [--batch 32] [--length 128] [--repeats 3] [--tokenizer DIR] [--text FILE]
 ///                     [--search yes [--rows 1000000] [--dimension 576] [--queries 100] [--k 10]]
 ///                     [--train yes [--train-batch 8] [--train-length 128] [--simcse-batch 32] [--simcse-length 64] [--train-steps 3]]
 /// Without --model the weights are random with SmolLM2-135M's shapes. With --train, only the
@@ -32,12 +32,16 @@ struct Bench {
         rows.append(("sgemm 4096×1536×576", String(format: "%.1f GFLOP/s", peak)))
 
         let model: DecoderModel
+        let precisionName = arguments.string("--precision") ?? "auto"
+        guard let precision = WeightPrecision(rawValue: precisionName) else {
+            throw UnmaskError.invalidInput(source: "--precision", reason: "expected auto or f32, got '\(precisionName)'")
+        }
         if let path = arguments.string("--model") {
             let checkpoint = try Checkpoint(path: path)
             let start = DispatchTime.now().uptimeNanoseconds
-            model = try checkpoint.loadModel(lmHead: arguments.string("--train") != nil)
-            rows.append(("model", checkpoint.path))
-            rows.append(("load (map + dequantize/convert)", String(format: "%.3f s", Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)))
+            model = try checkpoint.loadModel(lmHead: arguments.string("--train") != nil, precision: precision)
+            rows.append(("model", "\(checkpoint.path), --precision \(precision.rawValue)"))
+            rows.append(("load (map + check, or convert)", String(format: "%.3f s", Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)))
         } else {
             // SmolLM2-135M's shapes with random weights.
             let config = DecoderConfig(
@@ -56,7 +60,7 @@ struct Bench {
             return
         }
         let config = model.config
-        let weightBytes = model.weights.floatCount * 4
+        let weightBytes = model.weights.byteCount
         let workspace = DecoderWorkspace()
         var generator = SystemRandomNumberGenerator()
         let ids = (0..<(batch * length)).map { _ in Int32.random(in: 0..<Int32(config.vocabularySize), using: &generator) }
@@ -74,8 +78,8 @@ struct Bench {
         rows.append(("tokens/s", String(format: "%.0f", tokens / best)))
         rows.append(("achieved", String(format: "%.1f GFLOP/s (%.0f%% of the sgemm figure)", flops / best / 1e9, 100 * flops / best / 1e9 / peak)))
         let rss = peakResidentBytes()
-        rows.append(("F32 weights", String(format: "%.0f MB", Double(weightBytes) / 1e6)))
-        rows.append(("peak RSS", String(format: "%.0f MB (%.2f× the F32 weights)", Double(rss) / 1e6, Double(rss) / Double(weightBytes))))
+        rows.append(("weights as held", String(format: "%.0f MB", Double(weightBytes) / 1e6)))
+        rows.append(("peak RSS", String(format: "%.0f MB (%.2f× the weights as held)", Double(rss) / 1e6, Double(rss) / Double(weightBytes))))
 
         if let directory = arguments.string("--tokenizer") {
             rows += try tokenizerRows(directory: directory, textFile: arguments.string("--text"))

@@ -32,6 +32,9 @@ struct StudyCommand: ParsableCommand {
     @Option(help: "Maximum tokens per input (default 512).")
     var maxLength: Int?
 
+    @Option(help: "Matrices: auto keeps them as the checkpoint stores them (F16, BF16, ggml quants; adapters on them stay unmerged), f32 converts every one to float32 at load (the reference path).")
+    var precision: WeightPrecision = .auto
+
     @Option(help: "Texts per forward pass.")
     var batchSize: Int = 16
 
@@ -41,10 +44,10 @@ struct StudyCommand: ParsableCommand {
     var output = "results/study"
 
     func configurations() -> [EvaluationRun.Configuration] {
-        let model = self.model, maxLength = self.maxLength, batchSize = self.batchSize
+        let model = self.model, maxLength = self.maxLength, batchSize = self.batchSize, precision = self.precision
         func decoder(_ adapters: [String], _ attention: AttentionMode, _ pooling: Pooling?) -> () throws -> TextEmbedder {
             {
-                try Encoder(modelPath: model, adapterPaths: adapters) { options in
+                try Encoder(modelPath: model, adapterPaths: adapters, precision: precision) { options in
                     options.attention = attention
                     if let pooling { options.pooling = pooling }
                     if let maxLength { options.maxLength = maxLength }

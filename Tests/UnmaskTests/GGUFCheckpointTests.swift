@@ -324,12 +324,12 @@ import UnmaskTestSupport
         let started = ContinuousClock().now
         let weights = try DecoderWeights.load(from: checkpoint, config: c)
         let elapsed = ContinuousClock().now - started
-        let parameters = weights.embedTokens.count + weights.norm.count + weights.layers.reduce(0) { total, layer in
-            total + layer.norms.reduce(0) { $0 + $1.1.count } + layer.linears.values.reduce(0) { $0 + $1.weight.count }
-        }
+        let parameters = weights.parameterCount
         #expect(parameters == 134_515_008)
-        #expect(weights.embedTokens.values.prefix(1000).allSatisfy { $0.isFinite })
+        // Kept as stored: Q4_1 is 5 bits a weight (a 2-byte scale and minimum per 32), the norms float32.
+        #expect(weights.byteCount < parameters * 6 / 8 + 100_000)
+        #expect(weights.embedTokens.dequantized().values.prefix(1000).allSatisfy { $0.isFinite })
         let types = Dictionary(grouping: checkpoint.file.tensors, by: \.type).mapValues(\.count)
-        print("SmolLM2-135M Q4_1 GGUF: opened (metadata + \(checkpoint.file.tensors.count) tensors) in \(openTime); dequantized \(parameters) weights \(types.sorted { $0.value > $1.value }.map { "\($0.key)×\($0.value)" }) in \(elapsed) on \(Parallel.coreCount) cores")
+        print("SmolLM2-135M Q4_1 GGUF: opened (metadata + \(checkpoint.file.tensors.count) tensors) in \(openTime); loaded and checked \(parameters) weights \(types.sorted { $0.value > $1.value }.map { "\($0.key)×\($0.value)" }) in \(elapsed) on \(Parallel.coreCount) cores")
     }
 }

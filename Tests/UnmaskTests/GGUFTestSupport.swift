@@ -109,14 +109,26 @@ struct GGUFBuilder {
         return out
     }
 
-    /// Random blocks of a legacy quant type or F16 with finite float16 scales.
+    /// Random blocks of any type Unmask dequantizes, with finite scales: random quants, and the
+    /// float16 scale fields (F16 and BF16 values themselves) set to small finite numbers.
     static func randomBlocks(_ type: GGMLType, count: Int, using rng: inout SeededRandom) -> [UInt8] {
         var bytes = (0..<count * type.bytesPerBlock).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        if type == .bf16 {
+            for i in 0..<count {
+                let bits = UInt16(Float.random(in: -0.05...0.05, using: &rng).bitPattern >> 16)
+                bytes[2 * i] = UInt8(bits & 0xFF)
+                bytes[2 * i + 1] = UInt8(bits >> 8)
+            }
+            return bytes
+        }
+        // Where each block keeps its float16 scales (ggml-common.h).
         let scaleOffsets: [Int]
         switch type {
-        case .q4_0, .q5_0, .q8_0: scaleOffsets = [0]
-        case .q4_1, .q5_1: scaleOffsets = [0, 2]
-        case .f16: scaleOffsets = [0]
+        case .q4_0, .q5_0, .q8_0, .f16: scaleOffsets = [0]
+        case .q4_1, .q5_1, .q4_K, .q5_K: scaleOffsets = [0, 2]
+        case .q2_K: scaleOffsets = [80, 82]
+        case .q3_K: scaleOffsets = [108]
+        case .q6_K: scaleOffsets = [208]
         default: preconditionFailure("no random blocks for \(type)")
         }
         for b in 0..<count {

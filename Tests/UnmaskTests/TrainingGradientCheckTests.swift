@@ -9,8 +9,8 @@ import UnmaskKernels
 /// Gemma 3 and Qwen3 fixtures, whose layers add sandwich norms, q/k norms, GELU-tanh, a custom
 /// attention scale, scaled embeddings and sliding windows shorter than the rows.
 final class TrainingGradientCheckTests: XCTestCase {
-    func makeDecoder(_ fixture: String = "qwen2-bias-f32") throws -> LoRADecoder {
-        let model = try Checkpoint(path: Fixtures.path("models", fixture)).loadModel(lmHead: true)
+    func makeDecoder(_ fixture: String = "qwen2-bias-f32", path: String? = nil, precision: WeightPrecision = .auto) throws -> LoRADecoder {
+        let model = try Checkpoint(path: path ?? Fixtures.path("models", fixture)).loadModel(lmHead: true, precision: precision)
         let decoder = LoRADecoder(model: model, rank: 4, alpha: 8, seed: 3)
         var state: UInt64 = 11
         for layer in decoder.parameters.layers {
@@ -126,6 +126,35 @@ final class TrainingGradientCheckTests: XCTestCase {
         let kept = gradients(budget: 1 << 30), recomputed = gradients(budget: 0)
         XCTAssertLessThan(Compare.relativeL2(kept, recomputed), 1e-6)
         XCTAssertGreaterThan(kept.map(abs).max() ?? 0, 0)
+    }
+
+    /// QLoRA: LoRA over a frozen base computed from its stored blocks (the tiny llama GGUF: Q8_0
+    /// tied embedding and LM head, Q4_0/Q5_1/Q4_1/F16/Q5_0/Q8_0 projections, permuted Q/K). Its
+    /// gradients pass the finite-difference check and equal those over the same weights as float32.
+    func testGradientsOverAQuantizedBaseMatchTheFloat32Path() throws {
+        let directory = try Fixtures.temporaryDirectory("qlora")
+        let path = try GGUFFixtures.write(GGUFBuilder.tinyLlama(seed: 3).data(), in: directory)
+        let stored = try makeDecoder(path: path, precision: .auto), float32 = try makeDecoder(path: path, precision: .float32)
+        XCTAssertEqual(stored.model.weights.layers[0].qProj.weight.type, .q4_0)
+        XCTAssertEqual(stored.model.lmHead?.type, .q8_0)
+        let batch = TokenBatch(leftPadding: [[5, 9, 1, 3, 10, 2], [8, 4, 11, 7]], padding: 0)
+        var labels = [Int32](repeating: -100, count: batch.ids.count)
+        labels[2] = 10; labels[4] = 7; labels[6 + 4] = 3; labels[6 + 5] = 11
+        let queries = TokenBatch(leftPadding: [[5, 9, 1], [8, 4, 6, 7, 9]], padding: 0)
+        for decoder in [stored, float32] { decoder.loraDropout = 0.2 }
+        func gradients(_ decoder: LoRADecoder) -> (Float, Float, [Float]) {
+            let g = LoRATensors(model: decoder.model, rank: decoder.rank)
+            let mntp = decoder.mntp(batch, labels: labels, dropoutSeed: 4, into: g)
+            let contrastive = decoder.contrastive(queries: queries, documents: queries, dropoutSeed: 5, into: g)
+            return (mntp, contrastive, g.tensors.flatMap(\.array))
+        }
+        let (a, b) = (gradients(stored), gradients(float32))
+        XCTAssertEqual(a.0, b.0, accuracy: 1e-5 * max(1, abs(b.0)))
+        XCTAssertEqual(a.1, b.1, accuracy: 1e-5 * max(1, abs(b.1)))
+        XCTAssertLessThan(Compare.relativeL2(a.2, b.2), 1e-4)
+        XCTAssertGreaterThan(a.2.map(abs).max() ?? 0, 0)
+        check(stored) { stored.mntp(batch, labels: labels, dropoutSeed: 4, into: $0) }
+        check(stored) { stored.contrastive(queries: queries, documents: queries, dropoutSeed: 5, into: $0) }
     }
 
     func testGemma3AndQwen3GradientsMatchFiniteDifferences() throws {

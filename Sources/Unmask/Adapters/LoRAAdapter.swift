@@ -120,8 +120,10 @@ public struct LoRAAdapter: Sendable {
         return nil
     }
 
-    /// Adds scaling · B · A to every targeted weight. Weights are written in place: mapped F32
-    /// files are private copy-on-write mappings, so the checkpoint on disk is never changed.
+    /// Adds scaling · B · A to every targeted float32 weight. Weights are written in place: mapped
+    /// F32 files are private copy-on-write mappings, so the checkpoint on disk is never changed.
+    /// A weight in a stored format gets the pair attached unmerged instead (merging would mean
+    /// requantizing, which loses what the adapter adds).
     public func merge(into weights: DecoderWeights) throws {
         var linears: [String: Linear] = [:]
         for (i, layer) in weights.layers.enumerated() {
@@ -141,9 +143,13 @@ public struct LoRAAdapter: Sendable {
         }
         for (module, pair) in pairs {
             let linear = linears[module]!
+            guard let dense = linear.weight.float32 else {
+                linear.weight.attach(UnmergedLoRA(a: pair.a, b: pair.b, scaling: scaling))
+                continue
+            }
             BLAS.sgemm(transposeA: false, transposeB: false, m: linear.outFeatures, n: linear.inFeatures, k: rank, alpha: scaling,
                        a: pair.b.pointer, lda: rank, b: pair.a.pointer, ldb: linear.inFeatures, beta: 1,
-                       c: linear.weight.pointer, ldc: linear.inFeatures)
+                       c: dense.pointer, ldc: linear.inFeatures)
         }
     }
 }

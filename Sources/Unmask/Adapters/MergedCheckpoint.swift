@@ -26,7 +26,8 @@ public enum MergedCheckpoint {
         // Check the destination before the expensive part, and the adapters before touching it.
         let plan = try OutputPlan(checkpoint: checkpoint, adapters: adapters, output: output)
         let loaded = try adapters.map { try LoRAAdapter(directory: $0) }
-        let decoder = try checkpoint.loadModel()
+        // Merging writes float32 weights, so the model is read as float32.
+        let decoder = try checkpoint.loadModel(precision: .float32)
         for adapter in loaded { try adapter.merge(into: decoder.weights) }
 
         let staging = try StagedOutput(folder: plan.folder)
@@ -54,7 +55,7 @@ public enum MergedCheckpoint {
     /// and transformers ties it to the embedding again on load).
     static func untiedLMHead(_ checkpoint: Checkpoint, _ weights: DecoderWeights) throws -> WeightTensor? {
         guard !checkpoint.config.tieWordEmbeddings, checkpoint.tensors.info("lm_head.weight") != nil else { return nil }
-        return try weights.lmHead(from: checkpoint.tensors, config: checkpoint.config)
+        return try weights.lmHead(from: checkpoint.tensors, config: checkpoint.config, precision: .float32).dequantized()
     }
 
     /// Every decoder tensor under the name `*ForCausalLM.save_pretrained` gives it. Norms, which no
@@ -68,13 +69,13 @@ public enum MergedCheckpoint {
             guard table.hfNormOffset != 0 else { return norm }
             return try source.float32(prefix.isEmpty ? name : String(name.dropFirst(prefix.count)))
         }
-        var named: [(name: String, tensor: WeightTensor)] = [(TensorNameTable.embedding.hf, weights.embedTokens),
+        var named: [(name: String, tensor: WeightTensor)] = [(TensorNameTable.embedding.hf, weights.embedTokens.dequantized()),
                                                              (TensorNameTable.finalNorm.hf, try stored(weights.norm, TensorNameTable.finalNorm.hf))]
         for (i, layer) in weights.layers.enumerated() {
             for tensor in table.layerTensors {
                 if let projection = tensor.projection {
                     let linear = layer.linear(projection)
-                    named.append((table.hfName(layer: i, tensor), linear.weight))
+                    named.append((table.hfName(layer: i, tensor), linear.weight.dequantized()))
                     if let bias = linear.bias { named.append((table.hfName(layer: i, tensor, bias: true), bias)) }
                 } else if let norm = layer.norm(tensor) {
                     named.append((table.hfName(layer: i, tensor), try stored(norm, table.hfName(layer: i, tensor))))
@@ -125,7 +126,7 @@ public enum MergedCheckpoint {
         for (i, layer) in weights.layers.enumerated() {
             for projection in ggufProjections(gguf.config) {
                 replacements[gguf.architecture.tensors.ggufName(layer: i, projection.tensor)] =
-                    GGUFReplacement(weight: layer.linear(projection.projection).weight, permutedHeads: projection.permutedHeads)
+                    GGUFReplacement(weight: layer.linear(projection.projection).weight.dequantized(), permutedHeads: projection.permutedHeads)
             }
         }
         func aligned(_ n: Int) -> Int { (n + source.alignment - 1) / source.alignment * source.alignment }

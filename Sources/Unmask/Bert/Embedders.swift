@@ -11,7 +11,7 @@ public enum Embedders {
     ]
 
     public static func load(
-        modelPath: String, adapterPaths: [String] = [], configure: (inout EncoderOptions) -> Void = { _ in }
+        modelPath: String, adapterPaths: [String] = [], precision: WeightPrecision = .auto, configure: (inout EncoderOptions) -> Void = { _ in }
     ) throws -> TextEmbedder {
         let resolved = try KnownModels.resolve(modelPath)
         if let modelType = try modelType(ofFolder: resolved) {
@@ -29,7 +29,7 @@ public enum Embedders {
                     supported: (BertConfig.supportedModelTypes + Architecture.all.keys.sorted()))
             }
         }
-        return try Encoder(modelPath: resolved, adapterPaths: adapterPaths, configure: configure)
+        return try Encoder(modelPath: resolved, adapterPaths: adapterPaths, precision: precision, configure: configure)
     }
 
     /// config.json's `model_type` for a folder, nil for a file (GGUF) or a folder without one

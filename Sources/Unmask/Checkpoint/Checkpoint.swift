@@ -76,14 +76,16 @@ public struct Checkpoint: Sendable {
         }
     }
 
-    /// The decoder; with `lmHead`, also the output projection for next-token logits.
-    public func loadModel(lmHead: Bool = false) throws -> DecoderModel {
+    /// The decoder; with `lmHead`, also the output projection for next-token logits. `precision`
+    /// says whether matrices stay in their stored format (`.auto`) or become float32.
+    public func loadModel(lmHead: Bool = false, precision: WeightPrecision = .auto) throws -> DecoderModel {
         let weights: DecoderWeights
         switch format {
-        case .huggingFace: weights = try DecoderWeights.load(from: tensors, config: config, configName: configName)
-        case let .gguf(gguf): weights = try gguf.loadModel().weights
+        case .huggingFace: weights = try DecoderWeights.load(from: tensors, config: config, configName: configName, precision: precision)
+        case let .gguf(gguf): weights = try gguf.loadModel(precision: precision).weights
         }
-        return DecoderModel(config: config, weights: weights, lmHead: lmHead ? try weights.lmHead(from: tensors, config: config, configName: configName) : nil)
+        let head = lmHead ? try weights.lmHead(from: tensors, config: config, configName: configName, precision: precision) : nil
+        return DecoderModel(config: config, weights: weights, lmHead: head)
     }
 
     /// Where the hyperparameters came from, for error messages.

@@ -96,6 +96,14 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
             throw UnmaskError.unsupportedDType(file: file.name, name: name, dtype: entry.info.dtype.rawValue)
         }
     }
+
+    /// F16 and BF16 matrices stay in the mapping under `.auto`.
+    public func matrix(_ name: String, precision: WeightPrecision) throws -> LinearWeight {
+        guard precision == .auto, let entry = entries[name], let base = file.base, entry.info.shape.count == 2,
+              let type: GGMLType = entry.info.dtype == .f16 ? .f16 : entry.info.dtype == .bf16 ? .bf16 : nil
+        else { return LinearWeight(try float32(name)) }
+        return LinearWeight(type: type, data: base + dataStart + entry.begin, rows: entry.info.shape[0], columns: entry.info.shape[1], owner: file)
+    }
 }
 
 enum Conversions {
@@ -160,5 +168,9 @@ public final class ShardedSafeTensors: TensorSource, @unchecked Sendable {
     public func float32(_ name: String) throws -> WeightTensor {
         guard let shard = location[name], let file = shards[shard] else { throw UnmaskError.missingTensor(file: "model.safetensors.index.json", name: name) }
         return try file.float32(name)
+    }
+    public func matrix(_ name: String, precision: WeightPrecision) throws -> LinearWeight {
+        guard let shard = location[name], let file = shards[shard] else { throw UnmaskError.missingTensor(file: "model.safetensors.index.json", name: name) }
+        return try file.matrix(name, precision: precision)
     }
 }

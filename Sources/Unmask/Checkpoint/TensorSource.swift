@@ -28,4 +28,13 @@ public protocol TensorSource: Sendable {
     func info(_ name: String) -> TensorInfo?
     /// The tensor as float32, converted once if stored otherwise.
     func float32(_ name: String) throws -> WeightTensor
+    /// A 2-D tensor for products: in its stored format when `precision` is `.auto` and the
+    /// format is one products compute from, else float32.
+    func matrix(_ name: String, precision: WeightPrecision) throws -> LinearWeight
+}
+
+extension TensorSource {
+    public func matrix(_ name: String, precision: WeightPrecision) throws -> LinearWeight {
+        LinearWeight(try float32(name))
+    }
 }

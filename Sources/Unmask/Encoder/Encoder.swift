@@ -27,11 +27,13 @@ public final class Encoder: @unchecked Sendable {
     /// Loads `modelPath`, merges `adapterPaths` in order, and resolves options:
     /// defaults (llm2vec's, or the sentence-transformers files') ← `llm2vec_config.json` (last
     /// adapter's, else the model's) ← `configure`. `lmHead` also loads the output projection
-    /// (MNTP training predicts tokens).
-    public init(modelPath: String, adapterPaths: [String] = [], lmHead: Bool = false, configure: (inout EncoderOptions) -> Void = { _ in }) throws {
+    /// (MNTP training predicts tokens). `precision` `.auto` keeps matrices in their stored
+    /// format, with adapters on such matrices applied unmerged.
+    public init(modelPath: String, adapterPaths: [String] = [], lmHead: Bool = false, precision: WeightPrecision = .auto,
+                configure: (inout EncoderOptions) -> Void = { _ in }) throws {
         checkpoint = try Checkpoint(path: modelPath)
         tokenizer = try checkpoint.loadTokenizer()
-        model = try checkpoint.loadModel(lmHead: lmHead)
+        model = try checkpoint.loadModel(lmHead: lmHead, precision: precision)
         adapters = try adapterPaths.map { try LoRAAdapter(directory: $0) }
         for adapter in adapters { try adapter.merge(into: model.weights) }
 

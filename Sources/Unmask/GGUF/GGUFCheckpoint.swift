@@ -50,8 +50,9 @@ public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
 
     /// GGUF files store norm weights as the factor the kernels use (llama.cpp's converter adds
     /// Gemma's 1), so no offset applies.
-    public func loadModel() throws -> DecoderModel {
-        DecoderModel(config: config, weights: try DecoderWeights.load(from: self, config: config, normOffset: 0, configName: "GGUF metadata"))
+    public func loadModel(precision: WeightPrecision = .auto) throws -> DecoderModel {
+        DecoderModel(config: config, weights: try DecoderWeights.load(from: self, config: config, normOffset: 0, configName: "GGUF metadata",
+                                                                     precision: precision))
     }
 
     // MARK: TensorSource (Hugging Face names)
@@ -82,6 +83,21 @@ public final class GGUFCheckpoint: TensorSource, @unchecked Sendable {
             return WeightTensor(shape: stored.shape, values: order.map { stored.pointer[$0] })
         }
         return try file.dequantized(info, rowOrder: GGUFCheckpoint.llamaRowOrder(rows: rows, heads: heads))
+    }
+
+    /// Matrices in any ggml type Unmask dequantizes stay in the mapping under `.auto` (llama's
+    /// permuted Q/K rows are read through their row order, never moved).
+    public func matrix(_ name: String, precision: WeightPrecision) throws -> LinearWeight {
+        guard precision == .auto, let ggufName = hfToGGUF[name], let info = file.tensor(named: ggufName), info.dimensions.count == 2,
+              info.type != .f32, let data = file.data(of: info).baseAddress
+        else { return LinearWeight(try float32(name)) }
+        guard info.type.isDequantizable else { return LinearWeight(try float32(name)) }  // float32 names the type it cannot read
+        var order: [Int]?
+        if architecture.tensors.ggufPermutesQueryKey, let heads = permutedHeadCount(hfName: name) {
+            guard heads > 0, info.rowCount % (2 * heads) == 0 else { return LinearWeight(try float32(name)) }  // float32 explains the shape
+            order = GGUFCheckpoint.llamaRowOrder(rows: info.rowCount, heads: heads)
+        }
+        return LinearWeight(type: info.type, data: data, rows: info.rowCount, columns: info.rowLength, rowOrder: order, owner: file)
     }
 
     /// The head count llama.cpp permuted a llama tensor with, or nil for tensors it leaves alone.

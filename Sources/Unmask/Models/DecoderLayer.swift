@@ -217,17 +217,13 @@ struct DecoderLayer {
     private func project(_ p: LoRAProjection, _ x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>,
                          accumulate: Bool = false, act a: LayerActivations, lora: LayerLoRA?) {
         let linear = weights.linear(p)
-        let bias = linear.bias.map { UnsafePointer($0.pointer) }
-        guard let lora else {
-            Kernels.linear(x, rows: rows, inFeatures: linear.inFeatures, weight: linear.weight.pointer, outFeatures: linear.outFeatures,
-                           bias: bias, out: out, accumulate: accumulate)
-            return
-        }
+        linear.forward(x, rows: rows, out: out, accumulate: accumulate)
+        guard let lora else { return }
         let pair = lora.parameters[index, p]
-        Backward.loraForward(x, rows: rows, inFeatures: linear.inFeatures, weight: linear.weight.pointer, outFeatures: linear.outFeatures,
-                             bias: bias, loraA: pair.a.pointer, loraB: pair.b.pointer, rank: pair.rank, scaling: lora.scaling,
-                             xA: a.xA[p.rawValue].pointer, out: out,
-                             dropout: lora.dropout?.lora(layer: index, projection: p), droppedInput: a.droppedInput?.pointer)
+        Backward.loraBranchForward(x, rows: rows, inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
+                                   loraA: pair.a.pointer, loraB: pair.b.pointer, rank: pair.rank, scaling: lora.scaling,
+                                   xA: a.xA[p.rawValue].pointer, out: out,
+                                   dropout: lora.dropout?.lora(layer: index, projection: p), droppedInput: a.droppedInput?.pointer)
     }
 
     // MARK: Backward
@@ -290,10 +286,12 @@ struct DecoderLayer {
                               dInput: UnsafeMutablePointer<Float>, accumulateInput: Bool, g: LayerGradientBuffers,
                               lora: LayerLoRA, into gradients: LoRATensors) {
         let linear = weights.linear(p), pair = lora.parameters[index, p], d = gradients[index, p]
+        // The frozen weight's part (in its stored format, with any unmerged adapters), then the trained pair's.
+        linear.weight.backwardInput(dOut, rows: a.tokens, dInput: dInput, accumulate: accumulateInput)
         Backward.lora(dOut: dOut, input: x, xA: a.xA[p.rawValue].pointer, rows: a.tokens, inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
-                      weight: linear.weight.pointer, loraA: pair.a.pointer, loraB: pair.b.pointer, rank: pair.rank, scaling: lora.scaling,
+                      weight: nil, loraA: pair.a.pointer, loraB: pair.b.pointer, rank: pair.rank, scaling: lora.scaling,
                       dA: d.a.pointer, dB: d.b.pointer, dInput: dInput, scratch: g.dXA.pointer,
-                      accumulateParameters: true, accumulateInput: accumulateInput,
+                      accumulateParameters: true, accumulateInput: true,
                       dropout: lora.dropout?.lora(layer: index, projection: p), droppedInput: a.droppedInput?.pointer)
     }
 }

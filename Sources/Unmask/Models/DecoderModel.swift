@@ -91,10 +91,10 @@ public final class DecoderModel: @unchecked Sendable {
     public let config: DecoderConfig
     public let weights: DecoderWeights
     /// The output projection, loaded only for next-token prediction.
-    public let lmHead: WeightTensor?
+    public let lmHead: LinearWeight?
     let layers: [DecoderLayer]
 
-    public init(config: DecoderConfig, weights: DecoderWeights, lmHead: WeightTensor? = nil) {
+    public init(config: DecoderConfig, weights: DecoderWeights, lmHead: LinearWeight? = nil) {
         self.config = config
         self.weights = weights
         self.lmHead = lmHead
@@ -128,12 +128,12 @@ public final class DecoderModel: @unchecked Sendable {
     /// hidden[t, :] = embed_tokens[ids[t], :] · embeddingScale
     func embeddingForward(ids: [Int32], out: UnsafeMutablePointer<Float>) {
         let h = config.hiddenSize
-        let table = weights.embedTokens.pointer
+        let table = weights.embedTokens
         let scale = config.embeddingScale
         Parallel.chunks(ids.count, minimumPerChunk: 256) { _, range in
             for t in range {
                 let row = out + t * h
-                row.update(from: table + Int(ids[t]) * h, count: h)
+                table.row(Int(ids[t]), into: row)
                 if let scale { for j in 0..<h { row[j] *= scale } }
             }
         }
@@ -143,11 +143,11 @@ public final class DecoderModel: @unchecked Sendable {
     /// Needs a model loaded with its LM head.
     public func logits(hidden: UnsafePointer<Float>, rows: [Int]) -> [[Float]] {
         guard let lmHead else { preconditionFailure("logits need a model loaded with lmHead: true") }
-        let h = config.hiddenSize, vocabulary = lmHead.shape[0]
+        let h = config.hiddenSize, vocabulary = lmHead.rows
         let selected = FloatBuffer(count: rows.count * h)
         for (i, row) in rows.enumerated() { (selected.pointer + i * h).update(from: hidden + row * h, count: h) }
         let out = FloatBuffer(count: rows.count * vocabulary)
-        Kernels.linear(selected.pointer, rows: rows.count, inFeatures: h, weight: lmHead.pointer, outFeatures: vocabulary, bias: nil, out: out.pointer)
+        lmHead.forward(selected.pointer, rows: rows.count, bias: nil, out: out.pointer)
         return (0..<rows.count).map { Array(UnsafeBufferPointer(start: out.pointer + $0 * vocabulary, count: vocabulary)) }
     }
 }

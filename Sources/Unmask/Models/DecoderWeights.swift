@@ -2,10 +2,15 @@ import UnmaskKernels
 
 /// A linear layer's weight [out, in] and optional bias [out].
 public struct Linear: Sendable {
-    public let weight: WeightTensor
+    public let weight: LinearWeight
     public let bias: WeightTensor?
-    public var outFeatures: Int { weight.shape[0] }
-    public var inFeatures: Int { weight.shape[1] }
+    public var outFeatures: Int { weight.rows }
+    public var inFeatures: Int { weight.columns }
+
+    /// out[rows, out] (+)= x[rows, in] · Wᵀ + bias (+ the weight's unmerged adapters).
+    func forward(_ x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+        weight.forward(x, rows: rows, bias: bias.map { UnsafePointer($0.pointer) }, out: out, accumulate: accumulate)
+    }
 }
 
 /// One decoder block's weights by role. Norm weights are the factors the kernels multiply by
@@ -57,7 +62,8 @@ public struct DecoderLayerWeights: Sendable {
 /// All weights of a decoder, read by Hugging Face tensor names (through the architecture's name
 /// table) from any `TensorSource`.
 public struct DecoderWeights: Sendable {
-    public let embedTokens: WeightTensor
+    /// [vocab, hidden]: looked up row by row, and the output projection of tied models.
+    public let embedTokens: LinearWeight
     public let layers: [DecoderLayerWeights]
     public let norm: WeightTensor
 
@@ -106,9 +112,11 @@ public struct DecoderWeights: Sendable {
 
     /// Loads every tensor the encoder needs, after `checkShapes`. `configName` says where the
     /// hyperparameters came from, for errors; `normOffset` is added to norm weights (the
-    /// architecture's `hfNormOffset` for safetensors, 0 for GGUF).
+    /// architecture's `hfNormOffset` for safetensors, 0 for GGUF). Under `precision` `.auto`
+    /// the embedding and projections stay in their stored formats; norms and biases, which are
+    /// small, are float32 either way.
     public static func load(from source: TensorSource, config c: DecoderConfig, normOffset: Float? = nil,
-                            configName: String = "config.json") throws -> DecoderWeights {
+                            configName: String = "config.json", precision: WeightPrecision = .auto) throws -> DecoderWeights {
         try checkShapes(source, config: c, configName: configName)
         let table = Architecture.of(c).tensors
         let offset = normOffset ?? table.hfNormOffset
@@ -123,6 +131,10 @@ public struct DecoderWeights: Sendable {
             }
             return tensor
         }
+        func matrix() throws -> LinearWeight {
+            let (name, _, _) = planned.next()!
+            return try checkedMatrix(source, name, precision: precision)
+        }
         func norm() throws -> WeightTensor {
             let weight = try next()
             guard offset != 0 else { return weight }
@@ -130,14 +142,14 @@ public struct DecoderWeights: Sendable {
             for i in 0..<weight.count { shifted[i] = weight.pointer[i] + offset }
             return WeightTensor(buffer: shifted, shape: weight.shape)
         }
-        let embed = try next()
+        let embed = try matrix()
         var layers: [DecoderLayerWeights] = []
         for i in 0..<c.layerCount {
             var norms: [LayerTensor: WeightTensor] = [:]
             var linears: [LoRAProjection: Linear] = [:]
             for role in table.layerTensors {
                 if let projection = role.projection {
-                    let weight = try next()
+                    let weight = try matrix()
                     linears[projection] = Linear(weight: weight, bias: table.hasBias(role, config: c) ? try next() : nil)
                 } else {
                     norms[role] = try norm()
@@ -156,30 +168,58 @@ public struct DecoderWeights: Sendable {
         return DecoderWeights(embedTokens: embed, layers: layers, norm: final)
     }
 
-    /// Number of float32 values the encoder holds (embedding, norms, projections and biases).
-    public var floatCount: Int {
-        layers.reduce(embedTokens.count + norm.count) { total, layer in
+    /// Number of weights the encoder holds (embedding, norms, projections and biases).
+    public var parameterCount: Int {
+        layers.reduce(embedTokens.rows * embedTokens.columns + norm.count) { total, layer in
             total + layer.norms.reduce(0) { $0 + $1.1.count }
-                + layer.linears.values.reduce(0) { $0 + $1.weight.count + ($1.bias?.count ?? 0) }
+                + layer.linears.values.reduce(0) { $0 + $1.weight.rows * $1.weight.columns + ($1.bias?.count ?? 0) }
+        }
+    }
+
+    /// Bytes those weights take as held (stored formats count their stored size).
+    public var byteCount: Int {
+        layers.reduce(embedTokens.byteCount + norm.count * 4) { total, layer in
+            total + layer.norms.reduce(0) { $0 + $1.1.count * 4 }
+                + layer.linears.values.reduce(0) { $0 + $1.weight.byteCount + ($1.bias?.count ?? 0) * 4 }
         }
     }
 
     /// The output projection [vocab, hidden]: `lm_head.weight`, or the embedding when tied (or when
     /// the checkpoint has no separate head, as tied GGUF files do). Only next-token prediction
     /// needs it, so encoders never load it.
-    public func lmHead(from source: TensorSource, config c: DecoderConfig, configName: String = "config.json") throws -> WeightTensor {
+    public func lmHead(from source: TensorSource, config c: DecoderConfig, configName: String = "config.json",
+                       precision: WeightPrecision = .auto) throws -> LinearWeight {
         guard !c.tieWordEmbeddings, let info = source.info(TensorNameTable.lmHead.hf) else { return embedTokens }
         guard info.shape == [c.vocabularySize, c.hiddenSize] else {
             throw UnmaskError.tensorShapeMismatch(file: info.file, name: TensorNameTable.lmHead.hf, shape: info.shape,
                                                   expected: [c.vocabularySize, c.hiddenSize], because: "from \(configName): vocab_size, hidden_size")
         }
-        return try source.float32(TensorNameTable.lmHead.hf)
+        return try checkedMatrix(source, TensorNameTable.lmHead.hf, precision: precision)
     }
+}
+
+/// A matrix from `source`, refused when any weight is NaN or infinite: such a weight would
+/// otherwise surface as silent NaN embeddings.
+private func checkedMatrix(_ source: TensorSource, _ name: String, precision: WeightPrecision) throws -> LinearWeight {
+    let matrix = try source.matrix(name, precision: precision)
+    if let bad = matrix.firstNonFinite() {
+        var value: Float = 0
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: matrix.columns) { row in
+            matrix.row(bad / matrix.columns, into: row.baseAddress!)
+            value = row[bad % matrix.columns]
+        }
+        throw UnmaskError.nonFiniteTensor(file: source.info(name)?.file ?? "weights", name: name, index: bad, value: value)
+    }
+    return matrix
 }
 
 /// The index of the first NaN or infinity in `tensor`, nil when every value is finite.
 func firstNonFinite(_ tensor: WeightTensor) -> Int? {
-    let p = tensor.pointer, n = tensor.count
+    firstNonFinite(tensor.pointer, count: tensor.count)
+}
+
+/// The index of the first NaN or infinity among `n` floats at `p`.
+func firstNonFinite(_ p: UnsafePointer<Float>, count n: Int) -> Int? {
     var i = 0
     while i + 16 <= n {
         let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)

@@ -20,11 +20,11 @@ extension LoRADecoder {
     /// and the gathered hidden states they came from.
     private func targetLogits(_ tape: TrainingTape, targets: [MNTPTarget]) -> (selected: FloatBuffer, logits: FloatBuffer, vocabulary: Int) {
         guard let lmHead = model.lmHead else { preconditionFailure("MNTP needs a model loaded with lmHead: true") }
-        let h = model.config.hiddenSize, vocabulary = lmHead.shape[0]
+        let h = model.config.hiddenSize, vocabulary = lmHead.rows
         let selected = FloatBuffer(count: targets.count * h)
         for (j, t) in targets.enumerated() { (selected.pointer + j * h).update(from: tape.output.pointer + t.outputRow * h, count: h) }
         let logits = FloatBuffer(count: targets.count * vocabulary)
-        Kernels.linear(selected.pointer, rows: targets.count, inFeatures: h, weight: lmHead.pointer, outFeatures: vocabulary, bias: nil, out: logits.pointer)
+        lmHead.forward(selected.pointer, rows: targets.count, bias: nil, out: logits.pointer)
         return (selected, logits, vocabulary)
     }
 
@@ -44,7 +44,7 @@ extension LoRADecoder {
             Backward.crossEntropy(logits: logits.pointer, rows: targets.count, vocabulary: vocabulary, targets: t.baseAddress!,
                                   normalizer: targets.count * gradientDivisor, dLogits: logits.pointer)
         }
-        Backward.linear(dOut: logits.pointer, rows: targets.count, outFeatures: vocabulary, weight: model.lmHead!.pointer, inFeatures: h, dInput: selected.pointer)
+        model.lmHead!.backwardInput(logits.pointer, rows: targets.count, dInput: selected.pointer)
         let dOutput = FloatBuffer(count: batch.ids.count * h)
         for (j, t) in targets.enumerated() { (dOutput.pointer + t.outputRow * h).update(from: selected.pointer + j * h, count: h) }
         backward(tape, dOutput: dOutput.pointer, into: gradients)

@@ -12,8 +12,12 @@ public struct TrainingInputs: Sendable {
     /// MNTP and SimCSE: .txt (one text a line) or JSONL with "text"; supervised: JSONL rows.
     public var data: String
     public var output: String
+    /// How the frozen base holds its matrices (`.auto`: as stored, adapters unmerged).
+    public var precision: WeightPrecision
 
-    public init(model: String, mergedAdapters: [String] = [], initialAdapter: String? = nil, data: String, output: String) {
+    public init(model: String, mergedAdapters: [String] = [], initialAdapter: String? = nil, data: String, output: String,
+                precision: WeightPrecision = .auto) {
+        self.precision = precision
         self.model = model
         self.mergedAdapters = mergedAdapters
         self.initialAdapter = initialAdapter
@@ -38,7 +42,8 @@ extension Trainer {
             options.alpha = Float(adapter.alpha)
         }
         try options.validate()
-        let encoder = try Encoder(modelPath: inputs.model, adapterPaths: inputs.mergedAdapters, lmHead: options.recipe == .mntp) {
+        let encoder = try Encoder(modelPath: inputs.model, adapterPaths: inputs.mergedAdapters, lmHead: options.recipe == .mntp,
+                                  precision: inputs.precision) {
             $0.maxLength = options.maxLength
             $0.pooling = .mean
             $0.attention = options.bidirectional ? .bidirectional : .causal

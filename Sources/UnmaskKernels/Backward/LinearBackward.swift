@@ -40,6 +40,18 @@ extension Backward {
         dropout: Dropout? = nil, droppedInput: UnsafeMutablePointer<Float>? = nil
     ) {
         Kernels.linear(x, rows: rows, inFeatures: k, weight: weight, outFeatures: n, bias: bias, out: out)
+        loraBranchForward(x, rows: rows, inFeatures: k, outFeatures: n, loraA: loraA, loraB: loraB, rank: r, scaling: scaling,
+                          xA: xA, out: out, dropout: dropout, droppedInput: droppedInput)
+    }
+
+    /// out[rows, out] += scaling·(drop(x)·Aᵀ)·Bᵀ, keeping xA: the LoRA half of `loraForward`, for
+    /// a base product computed elsewhere (a weight in its stored format).
+    public static func loraBranchForward(
+        _ x: UnsafePointer<Float>, rows: Int, inFeatures k: Int, outFeatures n: Int,
+        loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>, rank r: Int, scaling: Float,
+        xA: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
+        dropout: Dropout? = nil, droppedInput: UnsafeMutablePointer<Float>? = nil
+    ) {
         BLAS.sgemm(transposeA: false, transposeB: true, m: rows, n: r, k: k,
                    a: loraInput(x, count: rows * k, dropout: dropout, droppedInput: droppedInput), lda: k, b: loraA, ldb: k, c: xA, ldc: r)
         BLAS.sgemm(transposeA: false, transposeB: true, m: rows, n: n, k: r, alpha: scaling,
@@ -52,10 +64,12 @@ extension Backward {
     /// input needs no gradient. Parameter and input accumulation are separate: the first follows
     /// micro-batches, the second the graph. With the forward's `dropout`, A sees x ⊙ M and the LoRA
     /// branch's input gradient is masked the same way; `droppedInput` is [rows, in] scratch.
+    /// With `weight` nil, dInput (+)= only the LoRA branch's part: the caller computes dOut·W
+    /// (for a weight in its stored format).
     public static func lora(
         dOut: UnsafePointer<Float>, input x: UnsafePointer<Float>, xA: UnsafePointer<Float>,
         rows: Int, inFeatures k: Int, outFeatures n: Int,
-        weight: UnsafePointer<Float>, loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>, rank r: Int, scaling: Float,
+        weight: UnsafePointer<Float>?, loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>, rank r: Int, scaling: Float,
         dA: UnsafeMutablePointer<Float>, dB: UnsafeMutablePointer<Float>,
         dInput: UnsafeMutablePointer<Float>?, scratch dXA: UnsafeMutablePointer<Float>,
         accumulateParameters: Bool = false, accumulateInput: Bool = false,
@@ -70,15 +84,22 @@ extension Backward {
                    a: dXA, lda: r, b: loraInput(x, count: rows * k, dropout: dropout, droppedInput: droppedInput), ldb: k,
                    beta: betaParameters, c: dA, ldc: k)
         guard let dInput else { return }
-        linear(dOut: dOut, rows: rows, outFeatures: n, weight: weight, inFeatures: k, dInput: dInput, accumulate: accumulateInput)
+        if let weight {
+            linear(dOut: dOut, rows: rows, outFeatures: n, weight: weight, inFeatures: k, dInput: dInput, accumulate: accumulateInput)
+        }
+        let addsToInput = weight != nil || accumulateInput
         guard let dropout, let droppedInput else {
             BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: k, k: r,
-                       a: dXA, lda: r, b: loraA, ldb: k, beta: 1, c: dInput, ldc: k)
+                       a: dXA, lda: r, b: loraA, ldb: k, beta: addsToInput ? 1 : 0, c: dInput, ldc: k)
             return
         }
         BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: k, k: r,
                    a: dXA, lda: r, b: loraA, ldb: k, c: droppedInput, ldc: k)
-        for i in 0..<(rows * k) { dInput[i] += droppedInput[i] * dropout.factor(i) }
+        if addsToInput {
+            for i in 0..<(rows * k) { dInput[i] += droppedInput[i] * dropout.factor(i) }
+        } else {
+            for i in 0..<(rows * k) { dInput[i] = droppedInput[i] * dropout.factor(i) }
+        }
     }
 
     /// x itself, or x ⊙ M written into `droppedInput`.
