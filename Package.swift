@@ -2,14 +2,11 @@
 import PackageDescription
 
 // Kernels run hot loops over raw pointers across threads; Swift 5 mode keeps them free of
-// Sendable ceremony. Everything above the kernels is checked in Swift 6 mode.
-var kernelFlags = ["-Ounchecked"]
-#if arch(x86_64)
-// AVX2 + FMA (every x86-64 server CPU since 2013): the SIMD exp/softmax/SiLU loops run twice as
-// wide as with the SSE2 baseline.
-kernelFlags += ["-target-cpu", "haswell"]
-#endif
-let kernelSettings: [SwiftSetting] = [.swiftLanguageMode(.v5), .unsafeFlags(kernelFlags)]
+// Sendable ceremony. Everything above the kernels is checked in Swift 6 mode. No unsafe flags:
+// a package that sets them cannot be depended on by version. Instructions beyond the baseline
+// (AVX2, AVX-512 VNNI) live in UnmaskCKernels, in functions with their own target attributes,
+// chosen at run time.
+let kernelSettings: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
 let package = Package(
     name: "Unmask",
@@ -41,8 +38,9 @@ let package = Package(
             swiftSettings: kernelSettings,
             linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS]))]
         ),
+        .target(name: "UnmaskCKernels"),
         .target(name: "UnmaskTokenizers"),
-        .target(name: "Unmask", dependencies: ["UnmaskKernels", "UnmaskTokenizers", .product(name: "Crypto", package: "swift-crypto"),
+        .target(name: "Unmask", dependencies: ["UnmaskKernels", "UnmaskCKernels", "UnmaskTokenizers", .product(name: "Crypto", package: "swift-crypto"),
                                        .product(name: "HeapModule", package: "swift-collections")]),
         .target(
             name: "UnmaskServer",
@@ -64,7 +62,7 @@ let package = Package(
         .target(name: "UnmaskTestSupport", dependencies: ["UnmaskKernels"], path: "Tests/UnmaskTestSupport"),
         .testTarget(name: "UnmaskKernelsTests", dependencies: ["UnmaskKernels", "UnmaskTestSupport"]),
         .testTarget(name: "UnmaskTokenizersTests", dependencies: ["UnmaskTokenizers", "UnmaskTestSupport"]),
-        .testTarget(name: "UnmaskTests", dependencies: ["Unmask", "UnmaskTestSupport"]),
+        .testTarget(name: "UnmaskTests", dependencies: ["Unmask", "UnmaskCKernels", "UnmaskTestSupport"]),
         .testTarget(name: "UnmaskCLITests", dependencies: ["unmask", "UnmaskTestSupport"]),
         .testTarget(name: "UnmaskServerTests", dependencies: ["UnmaskServer", "Unmask", "unmask", "UnmaskTestSupport"]),
     ]

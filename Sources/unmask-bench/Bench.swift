@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// Speed and memory of the encoder's hot paths, printed as a Markdown table for BENCHMARKS.md.
-/// Usage: unmask-bench [--model PATH|NAME] [--precision auto|f32] [--batch 32] [--length 128] [--repeats 3] [--tokenizer DIR] [--text FILE]
+/// Usage: unmask-bench [--model PATH|NAME] [--weight-precision auto|f32] [--integer-rows N] [--batch 32] [--length 128] [--repeats 3] [--tokenizer DIR] [--text FILE]
 ///                     [--search yes [--rows 1000000] [--dimension 576] [--queries 100] [--k 10]]
 ///                     [--train yes [--train-batch 8] [--train-length 128] [--simcse-batch 32] [--simcse-length 64] [--train-steps 3]]
 /// Without --model the weights are random with SmolLM2-135M's shapes. With --train, only the
@@ -32,15 +32,15 @@ struct Bench {
         rows.append(("sgemm 4096×1536×576", String(format: "%.1f GFLOP/s", peak)))
 
         let model: DecoderModel
-        let precisionName = arguments.string("--precision") ?? "auto"
+        let precisionName = arguments.string("--weight-precision") ?? "auto"
         guard let precision = WeightPrecision(rawValue: precisionName) else {
-            throw UnmaskError.invalidInput(source: "--precision", reason: "expected auto or f32, got '\(precisionName)'")
+            throw UnmaskError.invalidInput(source: "--weight-precision", reason: "expected auto or f32, got '\(precisionName)'")
         }
         if let path = arguments.string("--model") {
             let checkpoint = try Checkpoint(path: path)
             let start = DispatchTime.now().uptimeNanoseconds
             model = try checkpoint.loadModel(lmHead: arguments.string("--train") != nil, precision: precision)
-            rows.append(("model", "\(checkpoint.path), --precision \(precision.rawValue)"))
+            rows.append(("model", "\(checkpoint.path), --weight-precision \(precision.rawValue)"))
             rows.append(("load (map + check, or convert)", String(format: "%.3f s", Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)))
         } else {
             // SmolLM2-135M's shapes with random weights.
@@ -52,6 +52,11 @@ struct Bench {
             let weights = try DecoderWeights.load(from: tensors, config: config)
             model = DecoderModel(config: config, weights: weights, lmHead: weights.embedTokens)  // tied, as SmolLM2
             rows.append(("model", "random weights, SmolLM2-135M shapes"))
+        }
+        if let limit = arguments.string("--integer-rows").flatMap(Int.init) {
+            // Products with at most this many rows take the 8-bit integer path (0: always panels).
+            for matrix in model.weights.matrices + [model.lmHead].compactMap({ $0 }) { matrix.integerRowLimit = limit }
+            rows.append(("integer path up to", "\(limit) rows"))
         }
         if arguments.string("--train") != nil {
             rows += TrainingBench.rows(model: model, arguments: arguments)

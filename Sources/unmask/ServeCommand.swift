@@ -19,7 +19,7 @@ struct ServeCommand: ParsableCommand {
     var adapters: [String] = []
 
     @Option(help: "Matrices: auto keeps them as the checkpoint stores them (F16, BF16, ggml quants; adapters on them stay unmerged), f32 converts every one to float32 at load (the reference path).")
-    var precision: WeightPrecision = .auto
+    var weightPrecision: WeightPrecision = .auto
 
     @Option(help: "Address to listen on.")
     var host = "127.0.0.1"
@@ -119,7 +119,7 @@ struct ServeCommand: ParsableCommand {
         let configuration = makeConfiguration()
         let server: EmbeddingServer
         do {
-            let encoder = try Encoder(modelPath: model, adapterPaths: adapters, precision: precision) { options in
+            let encoder = try Encoder(modelPath: model, adapterPaths: adapters, precision: weightPrecision) { options in
                 if let attention { options.attention = attention }
                 if let pooling { options.pooling = pooling }
                 if let maxInputLength { options.maxLength = maxInputLength }

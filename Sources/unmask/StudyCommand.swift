@@ -33,7 +33,7 @@ struct StudyCommand: ParsableCommand {
     var maxLength: Int?
 
     @Option(help: "Matrices: auto keeps them as the checkpoint stores them (F16, BF16, ggml quants; adapters on them stay unmerged), f32 converts every one to float32 at load (the reference path).")
-    var precision: WeightPrecision = .auto
+    var weightPrecision: WeightPrecision = .auto
 
     @Option(help: "Texts per forward pass.")
     var batchSize: Int = 16
@@ -44,7 +44,7 @@ struct StudyCommand: ParsableCommand {
     var output = "results/study"
 
     func configurations() -> [EvaluationRun.Configuration] {
-        let model = self.model, maxLength = self.maxLength, batchSize = self.batchSize, precision = self.precision
+        let model = self.model, maxLength = self.maxLength, batchSize = self.batchSize, precision = self.weightPrecision
         func decoder(_ adapters: [String], _ attention: AttentionMode, _ pooling: Pooling?) -> () throws -> TextEmbedder {
             {
                 try Encoder(modelPath: model, adapterPaths: adapters, precision: precision) { options in

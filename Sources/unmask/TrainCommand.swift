@@ -67,7 +67,7 @@ struct TrainArguments: ParsableArguments {
     var initAdapter: String?
 
     @Option(help: "The frozen base's matrices: auto keeps them as stored (QLoRA over a quantized GGUF; merged adapters stay unmerged), f32 converts them to float32.")
-    var precision: WeightPrecision = .auto
+    var weightPrecision: WeightPrecision = .auto
 
     @Option(help: "Training data: .txt (one text a line) or .jsonl with \"text\" (mntp, simcse); JSONL {query, positive, negative?, instruction?} (supervised). Default: the files `unmask data training` prepares.")
     var data: String?
@@ -129,7 +129,7 @@ struct TrainArguments: ParsableArguments {
                 if saveEvery != nil { options.saveEvery = given.saveEvery }
             }
             let dataPath = data ?? TrainingDataDefaults.path(for: recipe)
-            let trainer = try Trainer.make(TrainingInputs(model: model, mergedAdapters: adapters, initialAdapter: initAdapter, data: dataPath, output: output, precision: precision),
+            let trainer = try Trainer.make(TrainingInputs(model: model, mergedAdapters: adapters, initialAdapter: initAdapter, data: dataPath, output: output, precision: weightPrecision),
                                            options: options, resume: resume, log: log)
             let interrupt = InterruptFlag()
             let bar = ProgressBar(label: recipe.rawValue, total: options.steps)

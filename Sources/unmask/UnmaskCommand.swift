@@ -32,7 +32,7 @@ struct EncoderArguments: ParsableArguments {
     var adapters: [String] = []
 
     @Option(help: "Matrices: auto keeps them as the checkpoint stores them (F16, BF16, ggml quants; adapters on them stay unmerged), f32 converts every one to float32 at load (the reference path).")
-    var precision: WeightPrecision = .auto
+    var weightPrecision: WeightPrecision = .auto
 
     @Option(help: "Attention: bidirectional (LLM2Vec; the default) or causal (the LLM as is). A sentence-transformers model defaults to the attention it was trained with.")
     var attention: AttentionMode?
@@ -68,12 +68,12 @@ struct EncoderArguments: ParsableArguments {
     var chunkOverlap: Int?
 
     func makeEncoder(attention chosen: AttentionMode? = nil) throws -> Encoder {
-        try Encoder(modelPath: model, adapterPaths: adapters, precision: precision) { configure(&$0, attention: chosen) }
+        try Encoder(modelPath: model, adapterPaths: adapters, precision: weightPrecision) { configure(&$0, attention: chosen) }
     }
 
     /// The decoder encoder, or an encoder-only baseline (BERT, e.g. `minilm`) when the model is one.
     func makeEmbedder() throws -> TextEmbedder {
-        try Embedders.load(modelPath: model, adapterPaths: adapters, precision: precision) { configure(&$0, attention: nil) }
+        try Embedders.load(modelPath: model, adapterPaths: adapters, precision: weightPrecision) { configure(&$0, attention: nil) }
     }
 
     /// Bad values are usage errors (exit 64), caught before any model loads.

@@ -15,7 +15,8 @@ final class Gemma3GGUFReferenceTests: XCTestCase {
     func load() throws -> (encoder: Encoder, fixture: [String: Any]) {
         guard let path = InstalledModels.gemma3 else { throw XCTSkip("Gemma 3 270M is not installed: run scripts/install_model.sh gemma3-270m") }
         if let loaded = Self.loaded { return loaded }
-        Self.loaded = (try Encoder(modelPath: path, lmHead: true), try Fixtures.json("gemma3-270m", "expected.json") as! [String: Any])
+        // The float32 path: parity of the arithmetic (stored precision: LinearWeightTests).
+        Self.loaded = (try Encoder(modelPath: path, lmHead: true, precision: .float32), try Fixtures.json("gemma3-270m", "expected.json") as! [String: Any])
         return Self.loaded!
     }
 

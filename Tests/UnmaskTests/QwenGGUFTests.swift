@@ -13,7 +13,8 @@ struct QwenGGUFTests {
         let c = checkpoint.config
         #expect(c.modelType == "qwen2" && c.layerCount == 24 && c.hiddenSize == 896 && c.kvHeadCount == 2 && c.attentionBias)
         let tokenizer = try checkpoint.loadTokenizer()
-        let model = try checkpoint.loadModel(lmHead: true)
+        // Parity of the model's arithmetic: the float32 path (stored precision is LinearWeightTests').
+        let model = try checkpoint.loadModel(lmHead: true, precision: .float32)
         let ids = tokenizer.encode("The capital of France is").map(Int32.init)
         let hidden = model.forward(TokenBatch(leftPadding: [ids], padding: 0), mode: .causal, workspace: DecoderWorkspace())
         let logits = model.logits(hidden: hidden, rows: [ids.count - 1])[0]

@@ -14,7 +14,8 @@ struct SmolLM2ReferenceTests {
     @Test func nextTokenLogitsMatchTransformers() throws {
         let checkpoint = try Checkpoint(path: InstalledModels.smollm2!)
         #expect(checkpoint.config.layerCount == 30 && checkpoint.config.hiddenSize == 576 && checkpoint.config.tieWordEmbeddings)
-        let model = try checkpoint.loadModel(lmHead: true)
+        // Parity of the model's arithmetic: the float32 path (stored precision is LinearWeightTests').
+        let model = try checkpoint.loadModel(lmHead: true, precision: .float32)
         let probeIds = reference["probe_ids"] as! [Int]
         let tokenizer = try checkpoint.loadTokenizer()
         for prompt in reference["prompts"] as! [[String: Any]] {
@@ -37,7 +38,8 @@ struct SmolLM2ReferenceTests {
 
     @Test(arguments: [AttentionMode.bidirectional, .causal])
     func meanPooledEmbeddingsMatchLLM2Vec(attention: AttentionMode) throws {
-        let encoder = try Encoder(modelPath: InstalledModels.smollm2!) { $0.attention = attention; $0.batchSize = 2 }
+        // The float32 path: parity of the arithmetic (stored precision: LinearWeightTests).
+        let encoder = try Encoder(modelPath: InstalledModels.smollm2!, precision: .float32) { $0.attention = attention; $0.batchSize = 2 }
         let texts = reference["texts"] as! [String]
         let expected = (reference["embeddings"] as! [String: [[Double]]])[attention.rawValue]!
         let embeddings = try encoder.encode(texts.map { EncoderInput($0) })

@@ -2,11 +2,11 @@
 # CI's real cluster check: starts the local one-node Slurm cluster, embeds a corpus as a 4-task job
 # array (scripts/slurm/embed_array.sbatch), merges the shards, and requires the merged JSONL and
 # npy results to be byte-identical to a single-process run.
-#   UNMASK  the binary (default: .build/debug/unmask, which the tests build)
+#   UNMASK  the binary (default: .build-test/release/unmask, which scripts/test.sh builds)
 #   MODEL   the model (default: the tiny fixture Tests/Fixtures/models/smollm-f32)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-UNMASK=$(realpath "${UNMASK:-.build/debug/unmask}")
+UNMASK=$(realpath "${UNMASK:-.build-test/release/unmask}")
 MODEL=$(realpath "${MODEL:-Tests/Fixtures/models/smollm-f32}")
 [[ -x $UNMASK ]] || { echo "ci_check: $UNMASK is not built (run swift build first)" >&2; exit 1; }
 

@@ -7,9 +7,10 @@ public struct Linear: Sendable {
     public var outFeatures: Int { weight.rows }
     public var inFeatures: Int { weight.columns }
 
-    /// out[rows, out] (+)= x[rows, in] · Wᵀ + bias (+ the weight's unmerged adapters).
-    func forward(_ x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
-        weight.forward(x, rows: rows, bias: bias.map { UnsafePointer($0.pointer) }, out: out, accumulate: accumulate)
+    /// out[rows, out] (+)= x[rows, in] · Wᵀ + bias (+ the weight's unmerged adapters); `integer`
+    /// as in `LinearWeight.forward`.
+    func forward(_ x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>, accumulate: Bool = false, integer: Bool = true) {
+        weight.forward(x, rows: rows, bias: bias.map { UnsafePointer($0.pointer) }, out: out, accumulate: accumulate, integer: integer)
     }
 }
 
@@ -166,6 +167,11 @@ public struct DecoderWeights: Sendable {
         }
         let final = try norm()
         return DecoderWeights(embedTokens: embed, layers: layers, norm: final)
+    }
+
+    /// Every matrix the encoder multiplies by (the embedding, which is also a tied LM head, last).
+    public var matrices: [LinearWeight] {
+        layers.flatMap { layer in LoRAProjection.allCases.map { layer.linear($0).weight } } + [embedTokens]
     }
 
     /// Number of weights the encoder holds (embedding, norms, projections and biases).

@@ -1,3 +1,4 @@
+import UnmaskCKernels
 import UnmaskKernels
 
 /// How a model's matrices are held while it computes.
@@ -19,10 +20,13 @@ public struct UnmergedLoRA: Sendable {
 }
 
 /// A matrix [rows, columns] as linear layers and embedding lookups use it: float32, or in its
-/// stored format, never converted whole. Products with a stored matrix convert one panel of rows
-/// at a time into pooled scratch (about 4 MB) and multiply it by BLAS, so a 4-bit model stays a
-/// quarter of its float32 size while computing at the float32 path's rate and accuracy: the
-/// panel holds exactly the values a full dequantization would give.
+/// stored format, never converted whole. A product with a stored matrix takes one of two paths:
+/// - many input rows (a batch of texts): one panel of rows at a time is converted into pooled
+///   scratch (about 4 MB) and multiplied by BLAS, at the float32 path's rate and accuracy (the
+///   panel holds exactly the values a full dequantization gives);
+/// - a few input rows (a query), with a ggml block type: the input is quantized to 8 bits per 32
+///   values and multiplied with the stored blocks in integers (`UnmaskCKernels`, as llama.cpp's
+///   CPU backend does), where converting the whole matrix would cost more than the product.
 ///
 /// Adapters on a stored matrix stay unmerged (`UnmergedLoRA`): merging would mean requantizing.
 public final class LinearWeight: @unchecked Sendable {
@@ -44,6 +48,11 @@ public final class LinearWeight: @unchecked Sendable {
     static let defaultPanelBytes = 4 << 20
     /// `defaultPanelBytes`, smaller in tests that cross panel boundaries on small matrices.
     var panelBytes = LinearWeight.defaultPanelBytes
+    /// Products with at most this many input rows use the 8-bit integer path when the type has
+    /// one. Above it, converting a panel costs less than the product it feeds.
+    public static let defaultIntegerRowLimit = 8
+    /// `defaultIntegerRowLimit`; tests and benchmarks set it to force one path.
+    public var integerRowLimit = LinearWeight.defaultIntegerRowLimit
 
     public init(_ tensor: WeightTensor) {
         precondition(tensor.shape.count == 2, "a matrix needs two dimensions, got \(tensor.shape)")
@@ -92,11 +101,17 @@ public final class LinearWeight: @unchecked Sendable {
     // MARK: Products
 
     /// out[m, rows] (+)= x[m, columns] · Wᵀ + bias + Σ adapters: a PyTorch `nn.Linear`.
-    public func forward(_ x: UnsafePointer<Float>, rows m: Int, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+    /// `integer: false` keeps few-row products off the 8-bit path: training differentiates the
+    /// product it computes, and a product of rounded inputs has no useful gradient.
+    public func forward(_ x: UnsafePointer<Float>, rows m: Int, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>,
+                        accumulate: Bool = false, integer: Bool = true) {
         let n = rows, k = columns
         switch storage {
         case let .float32(w):
             Kernels.linear(x, rows: m, inFeatures: k, weight: w.pointer, outFeatures: n, bias: bias, out: out, accumulate: accumulate)
+        case let .stored(type, data, rowOrder, _) where integer && m <= integerRowLimit && unmask_quantized_supported(type.rawValue) != 0:
+            integerForward(x, rows: m, type: type, data: data, rowOrder: rowOrder, out: out, accumulate: accumulate)
+            if let bias { Kernels.addBias(out, rows: m, columns: n, bias: bias) }
         case .stored:
             forEachPanel { range, panel in
                 BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: range.count, k: k, a: x, lda: k, b: panel, ldb: k,
@@ -110,6 +125,31 @@ public final class LinearWeight: @unchecked Sendable {
                 BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: n, k: adapter.rank, alpha: adapter.scaling,
                            a: xA, lda: adapter.rank, b: adapter.b.pointer, ldb: adapter.rank, beta: 1, c: out, ldc: n)
             }
+        }
+    }
+
+    /// out (+)= x·Wᵀ with x quantized to 8-bit blocks and W's blocks read as stored.
+    private func integerForward(_ x: UnsafePointer<Float>, rows m: Int, type: GGMLType, data: UnsafeRawPointer, rowOrder: [Int]?,
+                                out: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let n = rows, k = columns, groups = k / 32
+        let blocks = UnsafeMutablePointer<unmask_q8_block>.allocate(capacity: m * groups)
+        defer { blocks.deallocate() }
+        for i in 0..<m { unmask_quantize_q8(x + i * k, blocks + i * groups, Int64(k)) }
+        ScratchPool.shared.with(count: accumulate ? m * n : 0) { products in
+            let target = accumulate ? products : out
+            func run(_ order: UnsafePointer<Int64>?) {
+                // Whole rows per worker, at least 16: each call unpacks its rows once.
+                Parallel.chunks(n, minimumPerChunk: 16) { _, range in
+                    unmask_quantized_matmul(type.rawValue, data, Int64(rowBytes(type)), order, Int64(range.lowerBound), Int64(range.upperBound),
+                                            Int64(k), blocks, Int64(m), target + range.lowerBound, Int64(n))
+                }
+            }
+            if let rowOrder {
+                rowOrder.withUnsafeBufferPointer { $0.withMemoryRebound(to: Int64.self) { run($0.baseAddress) } }
+            } else {
+                run(nil)
+            }
+            if accumulate { Kernels.addInPlace(out, products, count: m * n) }
         }
     }
 
