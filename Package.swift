@@ -58,7 +58,7 @@ let package = Package(
             name: "unmask",
             dependencies: ["Unmask", "UnmaskKernels", "UnmaskServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .executableTarget(name: "unmask-bench", dependencies: ["Unmask", "UnmaskKernels", "UnmaskTokenizers"]),
+        .executableTarget(name: "unmask-bench", dependencies: ["Unmask", "UnmaskKernels", "UnmaskCKernels", "UnmaskTokenizers"]),
         .target(name: "UnmaskTestSupport", dependencies: ["UnmaskKernels"], path: "Tests/UnmaskTestSupport"),
         .testTarget(name: "UnmaskKernelsTests", dependencies: ["UnmaskKernels", "UnmaskTestSupport"]),
         .testTarget(name: "UnmaskTokenizersTests", dependencies: ["UnmaskTokenizers", "UnmaskTestSupport"]),

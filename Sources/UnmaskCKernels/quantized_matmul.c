@@ -324,10 +324,21 @@ static int detect_best_level(void) {
 
 static _Atomic int forced_level = -1;
 
+/// UNMASK_KERNEL=reference|avx2|avx512-vnni caps the variant (to measure one, or to rule one out).
+static int environment_level(void) {
+    const char *name = getenv("UNMASK_KERNEL");
+    if (!name) return -1;
+    if (!strcmp(name, "reference")) return UNMASK_KERNEL_REFERENCE;
+    if (!strcmp(name, "avx2")) return UNMASK_KERNEL_AVX2;
+    if (!strcmp(name, "avx512-vnni")) return UNMASK_KERNEL_AVX512_VNNI;
+    return -1;
+}
+
 int unmask_best_kernel_level(void) { return detect_best_level(); }
 
 int unmask_kernel_level(void) {
     int best = detect_best_level(), forced = forced_level;
+    if (forced < 0) forced = environment_level();
     return forced >= 0 && forced <= best ? forced : best;
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Unmask
+import UnmaskCKernels
 import UnmaskKernels
 import UnmaskTokenizers
 #if canImport(Glibc)
@@ -21,6 +22,7 @@ struct Bench {
         rows.append(("BLAS", BLAS.description))
         rows.append(("OPENBLAS_CORETYPE", ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)"))
         rows.append(("cores", "\(Parallel.coreCount)"))
+        rows.append(("8-bit kernels", String(cString: unmask_kernel_name(unmask_kernel_level()))))
 
         if arguments.string("--search") != nil {
             rows += try SearchBench.rows(arguments: arguments)

@@ -1,3 +1,4 @@
+import Foundation
 import UnmaskCKernels
 import UnmaskKernels
 
@@ -24,9 +25,11 @@ public struct UnmergedLoRA: Sendable {
 /// - many input rows (a batch of texts): one panel of rows at a time is converted into pooled
 ///   scratch (about 4 MB) and multiplied by BLAS, at the float32 path's rate and accuracy (the
 ///   panel holds exactly the values a full dequantization gives);
-/// - a few input rows (a query), with a ggml block type: the input is quantized to 8 bits per 32
-///   values and multiplied with the stored blocks in integers (`UnmaskCKernels`, as llama.cpp's
-///   CPU backend does), where converting the whole matrix would cost more than the product.
+/// - opt-in (`UNMASK_INTEGER_ROWS=N`), inputs of at most N rows with a ggml block type: the input
+///   is quantized to 8 bits per 16 values and multiplied with the stored blocks in integers
+///   (`UnmaskCKernels`, as llama.cpp's CPU backend does), where converting the whole matrix costs
+///   more than the product. Off by default: on models with outlier activations (SmolLM2) rounding
+///   them to 8 bits moved some short texts' embeddings to cosine 0.84 of the float result.
 ///
 /// Adapters on a stored matrix stay unmerged (`UnmergedLoRA`): merging would mean requantizing.
 public final class LinearWeight: @unchecked Sendable {
@@ -49,8 +52,9 @@ public final class LinearWeight: @unchecked Sendable {
     /// `defaultPanelBytes`, smaller in tests that cross panel boundaries on small matrices.
     var panelBytes = LinearWeight.defaultPanelBytes
     /// Products with at most this many input rows use the 8-bit integer path when the type has
-    /// one. Above it, converting a panel costs less than the product it feeds.
-    public static let defaultIntegerRowLimit = 8
+    /// one: `UNMASK_INTEGER_ROWS`, else 0 (never; see above). 8 is where it and the panels cost
+    /// the same on SmolLM2 (BENCHMARKS.md).
+    public static let defaultIntegerRowLimit = ProcessInfo.processInfo.environment["UNMASK_INTEGER_ROWS"].flatMap(Int.init) ?? 0
     /// `defaultIntegerRowLimit`; tests and benchmarks set it to force one path.
     public var integerRowLimit = LinearWeight.defaultIntegerRowLimit
 

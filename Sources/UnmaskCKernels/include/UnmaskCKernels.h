@@ -32,8 +32,9 @@ void unmask_quantized_matmul(uint32_t type, const void *weights, int64_t row_byt
                              int64_t row_begin, int64_t row_end, int64_t columns,
                              const unmask_q8_block *x, int64_t m, float *out, int64_t ldo);
 
-/// The variants, best last. `unmask_set_kernel_level` forces one (tests compare them); a level
-/// the CPU lacks, or -1, selects the best it has.
+/// The variants, best last. `unmask_set_kernel_level` forces one (tests compare them), as does
+/// the environment variable UNMASK_KERNEL=reference|avx2|avx512-vnni; a level the CPU lacks, or
+/// -1, selects the best it has.
 enum {
     UNMASK_KERNEL_REFERENCE = 0,
     UNMASK_KERNEL_AVX2 = 1,
