@@ -55,6 +55,15 @@ void unmask_quantize_q8(const float *x, unmask_q8_block *out, int64_t n) {
     }
 }
 
+void unmask_quantize_q8_residual(const float *x, unmask_q8_block *first, unmask_q8_block *second, int64_t n) {
+    unmask_quantize_q8(x, first, n);
+    float residual[32];
+    for (int64_t b = 0; b < n / 32; b++) {
+        for (int i = 0; i < 32; i++) residual[i] = x[32 * b + i] - first[b].d[i / 16] * (float)first[b].q[i];
+        unmask_quantize_q8(residual, second + b, 32);
+    }
+}
+
 // MARK: Weight rows unpacked to 8-bit groups
 //
 // Every supported type is read as groups of 32 values, each half (16 values) with a scale a and

@@ -25,11 +25,12 @@ public struct UnmergedLoRA: Sendable {
 /// - many input rows (a batch of texts): one panel of rows at a time is converted into pooled
 ///   scratch (about 4 MB) and multiplied by BLAS, at the float32 path's rate and accuracy (the
 ///   panel holds exactly the values a full dequantization gives);
-/// - opt-in (`UNMASK_INTEGER_ROWS=N`), inputs of at most N rows with a ggml block type: the input
-///   is quantized to 8 bits per 16 values and multiplied with the stored blocks in integers
-///   (`UnmaskCKernels`, as llama.cpp's CPU backend does), where converting the whole matrix costs
-///   more than the product. Off by default: on models with outlier activations (SmolLM2) rounding
-///   them to 8 bits moved some short texts' embeddings to cosine 0.84 of the float result.
+/// - a few input rows (a short query), with a ggml block type: the input is quantized to 8 bits
+///   per 16 values, twice (its rounding, then what that rounding left), and multiplied with the
+///   stored blocks in integers (`UnmaskCKernels`), where converting the whole matrix would cost
+///   more than the product. One 8-bit pass, as llama.cpp's CPU backend takes, moved some of
+///   SmolLM2's short texts to cosine 0.84 of the float result (its outlier activations leave the
+///   rest of their group a few levels); with the second pass every text measured stays ≥ 0.999999.
 ///
 /// Adapters on a stored matrix stay unmerged (`UnmergedLoRA`): merging would mean requantizing.
 public final class LinearWeight: @unchecked Sendable {
@@ -51,10 +52,10 @@ public final class LinearWeight: @unchecked Sendable {
     static let defaultPanelBytes = 4 << 20
     /// `defaultPanelBytes`, smaller in tests that cross panel boundaries on small matrices.
     var panelBytes = LinearWeight.defaultPanelBytes
-    /// Products with at most this many input rows use the 8-bit integer path when the type has
-    /// one: `UNMASK_INTEGER_ROWS`, else 0 (never; see above). 8 is where it and the panels cost
-    /// the same on SmolLM2 (BENCHMARKS.md).
-    public static let defaultIntegerRowLimit = ProcessInfo.processInfo.environment["UNMASK_INTEGER_ROWS"].flatMap(Int.init) ?? 0
+    /// Products with at most this many input rows use the integer path when the type has one:
+    /// `UNMASK_INTEGER_ROWS` (0 turns it off), else 4, below which it beats the panels on
+    /// SmolLM2 (on an 8B model the crossover lies higher; BENCHMARKS.md).
+    public static let defaultIntegerRowLimit = ProcessInfo.processInfo.environment["UNMASK_INTEGER_ROWS"].flatMap(Int.init) ?? 4
     /// `defaultIntegerRowLimit`; tests and benchmarks set it to force one path.
     public var integerRowLimit = LinearWeight.defaultIntegerRowLimit
 
@@ -132,20 +133,20 @@ public final class LinearWeight: @unchecked Sendable {
         }
     }
 
-    /// out (+)= x·Wᵀ with x quantized to 8-bit blocks and W's blocks read as stored.
+    /// out (+)= x·Wᵀ with W's blocks read as stored and x as two 8-bit passes (its rounding and
+    /// what that rounding left, `unmask_quantize_q8_residual`): 2m integer rows, summed in pairs.
     private func integerForward(_ x: UnsafePointer<Float>, rows m: Int, type: GGMLType, data: UnsafeRawPointer, rowOrder: [Int]?,
                                 out: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let n = rows, k = columns, groups = k / 32
-        let blocks = UnsafeMutablePointer<unmask_q8_block>.allocate(capacity: m * groups)
+        let blocks = UnsafeMutablePointer<unmask_q8_block>.allocate(capacity: 2 * m * groups)
         defer { blocks.deallocate() }
-        for i in 0..<m { unmask_quantize_q8(x + i * k, blocks + i * groups, Int64(k)) }
-        ScratchPool.shared.with(count: accumulate ? m * n : 0) { products in
-            let target = accumulate ? products : out
+        for i in 0..<m { unmask_quantize_q8_residual(x + i * k, blocks + i * groups, blocks + (m + i) * groups, Int64(k)) }
+        ScratchPool.shared.with(count: 2 * m * n) { products in
             func run(_ order: UnsafePointer<Int64>?) {
                 // Whole rows per worker, at least 16: each call unpacks its rows once.
                 Parallel.chunks(n, minimumPerChunk: 16) { _, range in
                     unmask_quantized_matmul(type.rawValue, data, Int64(rowBytes(type)), order, Int64(range.lowerBound), Int64(range.upperBound),
-                                            Int64(k), blocks, Int64(m), target + range.lowerBound, Int64(n))
+                                            Int64(k), blocks, Int64(2 * m), products + range.lowerBound, Int64(n))
                 }
             }
             if let rowOrder {
@@ -153,7 +154,9 @@ public final class LinearWeight: @unchecked Sendable {
             } else {
                 run(nil)
             }
-            if accumulate { Kernels.addInPlace(out, products, count: m * n) }
+            if !accumulate { out.update(repeating: 0, count: m * n) }
+            Kernels.addInPlace(out, products, count: m * n)
+            Kernels.addInPlace(out, products + m * n, count: m * n)
         }
     }
 

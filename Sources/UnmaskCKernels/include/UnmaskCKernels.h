@@ -21,6 +21,11 @@ typedef struct {
 /// q = round(x / d).
 void unmask_quantize_q8(const float *x, unmask_q8_block *out, int64_t n);
 
+/// Two passes: `first` quantizes x as `unmask_quantize_q8` does, `second` quantizes what it left
+/// (x minus first's values). Their sum carries about 15 bits: a product is taken with both and
+/// added, so one outlier in a group no longer leaves its neighbours a few levels each.
+void unmask_quantize_q8_residual(const float *x, unmask_q8_block *first, unmask_q8_block *second, int64_t n);
+
 /// Whether `unmask_quantized_matmul` computes with ggml type `type` (its GGUF number).
 int unmask_quantized_supported(uint32_t type);
 
