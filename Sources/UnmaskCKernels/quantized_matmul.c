@@ -69,15 +69,18 @@ void unmask_quantize_q8_residual(const float *x, unmask_q8_block *first, unmask_
 // Every supported type is read as groups of 32 values, each half (16 values) with a scale a and
 // an offset b: w = a * q + b, q an unsigned byte (a signed one for Q8_0). A row's dot with
 // activations is then, per half, a * d * Σ q·qx + b * s: integer products, two float terms.
+// Each half's scale is written to the 4 lanes its products land in (a group's 8 int32 lanes:
+// 0-3 first half, 4-7 second), so the SIMD kernels load them as they are.
 
 typedef struct {
     uint8_t *q;   // columns bytes
-    float *a, *b; // columns / 16 each
+    float *a8;    // columns / 32 groups × 8 lanes of half scales
+    float *b;     // columns / 16 half offsets
     int is_signed;
 } unpacked_row;
 
 ALWAYS_INLINE void set_half(unpacked_row *r, int64_t half, float a, float b) {
-    r->a[half] = a;
+    for (int l = 0; l < 4; l++) r->a8[4 * half + l] = a;
     r->b[half] = b;
 }
 
@@ -210,17 +213,11 @@ typedef struct {
     const float *s;    // columns / 16 halves: d · Σq
 } activation_row;
 
-typedef struct {
-    const uint8_t *q;
-    const float *a8;   // columns / 32 groups × 8 lanes of half scales
-    const float *b;    // columns / 16 half offsets
-    int is_signed;
-} weight_row;
 
-typedef void (*dot_rows_fn)(const weight_row *w, int64_t groups, const activation_row *x, int count, float *out);
+typedef void (*dot_rows_fn)(const unpacked_row *w, int64_t groups, const activation_row *x, int count, float *out);
 
 /// The plain reference every SIMD variant is tested against.
-static void dot_rows_reference(const weight_row *w, int64_t groups, const activation_row *x, int count, float *out) {
+static void dot_rows_reference(const unpacked_row *w, int64_t groups, const activation_row *x, int count, float *out) {
     for (int i = 0; i < count; i++) {
         float sum = 0;
         for (int64_t g = 0; g < groups; g++) {
@@ -274,7 +271,7 @@ __attribute__((target("avx2,fma"))) static inline __m256i int_dot_avx2(__m256i w
 // Four rows always (the caller repeats the last row when it has fewer): the accumulators stay in
 // registers, which an array indexed by a run-time count does not.
 __attribute__((target("avx2,fma")))
-static void dot_rows_avx2(const weight_row *w, int64_t groups, const activation_row *x, int count, float *out) {
+static void dot_rows_avx2(const unpacked_row *w, int64_t groups, const activation_row *x, int count, float *out) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
     for (int64_t g = 0; g < groups; g++) {
         __m256i wq = _mm256_loadu_si256((const __m256i *)(w->q + 32 * g));
@@ -296,7 +293,7 @@ static void dot_rows_avx2(const weight_row *w, int64_t groups, const activation_
 /// Two groups (64 bytes) per instruction: u8 × s8 summed in fours straight into int32 (no
 /// 16-bit saturation); a signed row multiplies |w| by x with w's sign.
 __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")))
-static void dot_rows_vnni(const weight_row *w, int64_t groups, const activation_row *x, int count, float *out) {
+static void dot_rows_vnni(const unpacked_row *w, int64_t groups, const activation_row *x, int count, float *out) {
     __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
     int64_t g = 0;
     for (; g + 2 <= groups; g += 2) {
@@ -368,11 +365,11 @@ ALWAYS_INLINE void matmul_rows(dot_rows_fn dot, uint32_t type, const void *weigh
                                const unmask_q8_block *x, int64_t m, float *out, int64_t ldo) {
     int64_t groups = columns / 32, halves = columns / 16;
     // One allocation per call (a range of rows): the weight row unpacked, then the activations laid out.
-    size_t floats = (size_t)(8 * groups + 2 * halves) + (size_t)m * (size_t)(8 * groups + halves);
+    size_t floats = (size_t)(8 * groups + halves) + (size_t)m * (size_t)(8 * groups + halves);
     float *storage = malloc(sizeof(float) * floats + (size_t)columns * (size_t)(m + 1) + 64);
     if (!storage) abort();
-    float *a = storage, *b = a + 8 * groups, *wa = b + halves;  // wa: the unpacker's per-half scales
-    float *xd = wa + halves, *xs = xd + m * 8 * groups;
+    float *a8 = storage, *b = a8 + 8 * groups;
+    float *xd = b + halves, *xs = xd + m * 8 * groups;
     uint8_t *wq = (uint8_t *)(xs + m * halves);
     int8_t *xq = (int8_t *)(wq + columns);
     activation_row rows[4];
@@ -385,13 +382,10 @@ ALWAYS_INLINE void matmul_rows(dot_rows_fn dot, uint32_t type, const void *weigh
             xs[i * halves + 2 * g + 1] = block->s[1];
         }
     }
-    unpacked_row unpacked = {wq, wa, b, 0};
-    weight_row row = {wq, a, b, 0};
+    unpacked_row row = {wq, a8, b, 0};
     for (int64_t r = row_begin; r < row_end; r++) {
         int64_t stored = row_order ? row_order[r] : r;
-        unpack(type, (const uint8_t *)weights + row_bytes * stored, columns, &unpacked);
-        row.is_signed = unpacked.is_signed;
-        for (int64_t h = 0; h < halves; h++) for (int l = 0; l < 4; l++) a[4 * h + l] = wa[h];
+        unpack(type, (const uint8_t *)weights + row_bytes * stored, columns, &row);
         for (int64_t i = 0; i < m; i += 4) {
             int count = m - i < 4 ? (int)(m - i) : 4;
             for (int t = 0; t < 4; t++) {

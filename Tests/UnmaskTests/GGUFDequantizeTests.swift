@@ -77,12 +77,20 @@ import UnmaskTestSupport
         var split = [Float](repeating: 0, count: count)
         var reordered = [Float](repeating: 0, count: count)
         let order = (0..<rows).map { (($0 * 7) + 3) % rows }
+        let part = 140..<301
+        var partial = [Float](repeating: 0, count: part.count * rowLength), partialReordered = partial
         bytes.withUnsafeBytes { raw in
             GGMLDequantize.blocks(raw.baseAddress!, type: type, count: blocks, into: &serial)
             GGMLDequantize.rows(raw.baseAddress!, type: type, rowLength: rowLength, rowCount: rows, into: &split)
             GGMLDequantize.rows(raw.baseAddress!, type: type, rowLength: rowLength, rowCount: rows, into: &reordered, rowOrder: order)
+            GGMLDequantize.rows(raw.baseAddress!, type: type, rowLength: rowLength, rowCount: rows, into: &partial, range: part)
+            GGMLDequantize.rows(raw.baseAddress!, type: type, rowLength: rowLength, rowCount: rows, into: &partialReordered, rowOrder: order, range: part)
         }
         #expect(serial.map(\.bitPattern) == split.map(\.bitPattern))
+        // A range of rows is that slice of the whole, in either order.
+        let slice = (part.lowerBound * rowLength)..<(part.upperBound * rowLength)
+        #expect(partial.map(\.bitPattern) == serial[slice].map(\.bitPattern))
+        #expect(partialReordered.map(\.bitPattern) == reordered[slice].map(\.bitPattern))
         for r in [0, 1, 150, 300] {
             let stored = order[r]
             #expect(Array(reordered[r * rowLength..<(r + 1) * rowLength]).map(\.bitPattern)

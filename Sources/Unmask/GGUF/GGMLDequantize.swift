@@ -5,36 +5,39 @@ import UnmaskKernels
 /// results match them bit for bit: a scale times a quant, then the minimum added or subtracted,
 /// never fused.
 public enum GGMLDequantize {
-    /// Dequantizes `rowCount` rows of `rowLength` elements stored contiguously at `source` into
-    /// `out` (row-major, `rowCount * rowLength` floats). With `rowOrder`, output row `r` receives
-    /// stored row `rowOrder[r]`; each entry must be in `0..<rowCount`. Work is split across cores.
-    /// `type` must be dequantizable and `rowLength` a multiple of its block size; `source` must
-    /// hold `rowCount * rowLength / blockSize * bytesPerBlock` bytes.
+    /// Dequantizes rows `range` (default: all) of a matrix of `rowCount` rows of `rowLength`
+    /// elements stored contiguously at `source` into `out` (row-major, `range.count * rowLength`
+    /// floats). With `rowOrder`, logical row `r` is stored row `rowOrder[r]`; each entry must be
+    /// in `0..<rowCount`. Work is split across cores. `type` must be dequantizable and `rowLength`
+    /// a multiple of its block size; `source` must hold `rowCount * rowLength / blockSize *
+    /// bytesPerBlock` bytes.
     public static func rows(
         _ source: UnsafeRawPointer, type: GGMLType, rowLength: Int, rowCount: Int,
-        into out: UnsafeMutablePointer<Float>, rowOrder: [Int]? = nil
+        into out: UnsafeMutablePointer<Float>, rowOrder: [Int]? = nil, range: Range<Int>? = nil
     ) {
+        let range = range ?? 0..<rowCount
         precondition(type.isDequantizable && rowLength % type.blockSize == 0, "cannot dequantize \(type) rows of \(rowLength)")
         precondition(rowOrder.map { $0.count == rowCount } ?? true)
+        precondition(range.lowerBound >= 0 && range.upperBound <= rowCount)
         let blocksPerRow = rowLength / type.blockSize
         let rowBytes = blocksPerRow * type.bytesPerBlock
         // About 64 K elements per worker at least: below that a thread hop costs more than the work.
         let grain = 1 << 16
         if let rowOrder {
             rowOrder.withUnsafeBufferPointer { order in
-                Parallel.chunks(rowCount, minimumPerChunk: max(1, grain / max(1, rowLength))) { _, range in
-                    for r in range {
-                        blocks(source + order[r] * rowBytes, type: type, count: blocksPerRow, into: out + r * rowLength)
+                Parallel.chunks(range.count, minimumPerChunk: max(1, grain / max(1, rowLength))) { _, chunk in
+                    for i in chunk {
+                        blocks(source + order[range.lowerBound + i] * rowBytes, type: type, count: blocksPerRow, into: out + i * rowLength)
                     }
                 }
             }
         } else {
-            // Rows are contiguous on both sides: split the whole tensor by blocks, so even a
-            // single long row uses every core.
-            let totalBlocks = blocksPerRow * rowCount
-            Parallel.chunks(totalBlocks, minimumPerChunk: max(1, grain / type.blockSize)) { _, range in
-                blocks(source + range.lowerBound * type.bytesPerBlock, type: type, count: range.count,
-                       into: out + range.lowerBound * type.blockSize)
+            // Rows are contiguous on both sides: split the rows' blocks, so even a single long
+            // row uses every core.
+            let first = source + range.lowerBound * rowBytes
+            Parallel.chunks(blocksPerRow * range.count, minimumPerChunk: max(1, grain / type.blockSize)) { _, chunk in
+                blocks(first + chunk.lowerBound * type.bytesPerBlock, type: type, count: chunk.count,
+                       into: out + chunk.lowerBound * type.blockSize)
             }
         }
     }

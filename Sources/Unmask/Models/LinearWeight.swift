@@ -72,9 +72,7 @@ public final class LinearWeight: @unchecked Sendable {
         precondition(rowOrder.map { $0.count == rows } ?? true)
         self.rows = rows
         self.columns = columns
-        storage = type == .f32 && rowOrder == nil && Int(bitPattern: data) % MemoryLayout<Float>.alignment == 0
-            ? .float32(WeightTensor(shape: [rows, columns], pointer: UnsafeMutablePointer(mutating: data.assumingMemoryBound(to: Float.self)), owner: owner))
-            : .stored(type: type, data: data, rowOrder: rowOrder, owner: owner)
+        storage = .stored(type: type, data: data, rowOrder: rowOrder, owner: owner)
     }
 
     public var shape: [Int] { [rows, columns] }
@@ -114,13 +112,14 @@ public final class LinearWeight: @unchecked Sendable {
         switch storage {
         case let .float32(w):
             Kernels.linear(x, rows: m, inFeatures: k, weight: w.pointer, outFeatures: n, bias: bias, out: out, accumulate: accumulate)
-        case let .stored(type, data, rowOrder, _) where integer && m <= integerRowLimit && unmask_quantized_supported(type.rawValue) != 0:
-            integerForward(x, rows: m, type: type, data: data, rowOrder: rowOrder, out: out, accumulate: accumulate)
-            if let bias { Kernels.addBias(out, rows: m, columns: n, bias: bias) }
-        case .stored:
-            forEachPanel { range, panel in
-                BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: range.count, k: k, a: x, lda: k, b: panel, ldb: k,
-                           beta: accumulate ? 1 : 0, c: out + range.lowerBound, ldc: n)
+        case let .stored(type, data, rowOrder, _):
+            if integer && m <= integerRowLimit && unmask_quantized_supported(type.rawValue) != 0 {
+                integerForward(x, rows: m, type: type, data: data, rowOrder: rowOrder, out: out, accumulate: accumulate)
+            } else {
+                forEachPanel { range, panel in
+                    BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: range.count, k: k, a: x, lda: k, b: panel, ldb: k,
+                               beta: accumulate ? 1 : 0, c: out + range.lowerBound, ldc: n)
+                }
             }
             if let bias { Kernels.addBias(out, rows: m, columns: n, bias: bias) }
         }
@@ -186,13 +185,7 @@ public final class LinearWeight: @unchecked Sendable {
 
     /// Writes row `row` (adapters excluded) as float32: an embedding lookup.
     public func row(_ row: Int, into out: UnsafeMutablePointer<Float>) {
-        switch storage {
-        case let .float32(w):
-            out.update(from: w.pointer + row * columns, count: columns)
-        case let .stored(type, data, rowOrder, _):
-            let stored = rowOrder?[row] ?? row
-            GGMLDequantize.blocks(data + stored * rowBytes(type), type: type, count: columns / type.blockSize, into: out)
-        }
+        rows(row..<(row + 1), into: out)
     }
 
     /// Rows `range` as float32 into `out` [range.count, columns], split across cores.
@@ -201,13 +194,7 @@ public final class LinearWeight: @unchecked Sendable {
         case let .float32(w):
             out.update(from: w.pointer + range.lowerBound * columns, count: range.count * columns)
         case let .stored(type, data, rowOrder, _):
-            let blocks = columns / type.blockSize, bytes = rowBytes(type)
-            Parallel.chunks(range.count, minimumPerChunk: max(1, (1 << 16) / columns)) { _, chunk in
-                for i in chunk {
-                    let stored = rowOrder?[range.lowerBound + i] ?? (range.lowerBound + i)
-                    GGMLDequantize.blocks(data + stored * bytes, type: type, count: blocks, into: out + i * columns)
-                }
-            }
+            GGMLDequantize.rows(data, type: type, rowLength: columns, rowCount: rows, into: out, rowOrder: rowOrder, range: range)
         }
     }
 
