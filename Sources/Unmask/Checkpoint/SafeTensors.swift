@@ -90,7 +90,7 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
             return WeightTensor(shape: entry.info.shape, pointer: source.assumingMemoryBound(to: Float.self), owner: file)
         case .f32, .f16, .bf16:
             let buffer = FloatBuffer(count: count)
-            Conversions.toFloat32(source, type: entry.info.dtype, count: count, into: buffer.pointer)
+            GGMLDequantize.rows(source, type: entry.info.dtype.floatType!, rowLength: count, rowCount: 1, into: buffer.pointer)
             return WeightTensor(shape: entry.info.shape, pointer: buffer.pointer, owner: buffer)
         default:
             throw UnmaskError.unsupportedDType(file: file.name, name: name, dtype: entry.info.dtype.rawValue)
@@ -100,33 +100,20 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
     /// F16 and BF16 matrices stay in the mapping under `.auto`.
     public func matrix(_ name: String, precision: WeightPrecision) throws -> LinearWeight {
         guard precision == .auto, let entry = entries[name], let base = file.base, entry.info.shape.count == 2,
-              let type: GGMLType = entry.info.dtype == .f16 ? .f16 : entry.info.dtype == .bf16 ? .bf16 : nil
+              let type = entry.info.dtype.floatType, type != .f32
         else { return LinearWeight(try float32(name)) }
         return LinearWeight(type: type, data: base + dataStart + entry.begin, rows: entry.info.shape[0], columns: entry.info.shape[1], owner: file)
     }
 }
 
-enum Conversions {
-    /// Widens stored floats to float32 (bfloat16 is the top half of a float32; float16 goes
-    /// through the hardware conversion).
-    static func toFloat32(_ source: UnsafeRawPointer, type: StorageType, count: Int, into out: UnsafeMutablePointer<Float>) {
-        Parallel.chunks(count, minimumPerChunk: 1 << 16) { _, range in
-            switch type {
-            case .f32:
-                for i in range { out[i] = source.loadUnaligned(fromByteOffset: i * 4, as: Float.self) }
-            case .bf16:
-                for i in range {
-                    let bits = source.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self).littleEndian
-                    out[i] = Float(bitPattern: UInt32(bits) << 16)
-                }
-            case .f16:
-                for i in range {
-                    let bits = source.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self).littleEndian
-                    out[i] = Float(Float16(bitPattern: bits))
-                }
-            default:
-                preconditionFailure("not a float type: \(type)")
-            }
+extension StorageType {
+    /// The ggml type with the same layout, for the float types (read by `GGMLDequantize`).
+    var floatType: GGMLType? {
+        switch self {
+        case .f32: .f32
+        case .f16: .f16
+        case .bf16: .bf16
+        default: nil
         }
     }
 }
