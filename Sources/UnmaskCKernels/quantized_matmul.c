@@ -11,6 +11,11 @@
 #endif
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+/// Loops over a constant count of registers: unrolled, or the registers become stack slots.
+#define UNROLL _Pragma("clang loop unroll(full)")
+
+// ggml type numbers (GGUF) and their block bytes.
+enum { Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14 };
 
 // MARK: Scalars
 
@@ -34,71 +39,11 @@ ALWAYS_INLINE float half_to_float(const uint8_t *p) {
     return f;
 }
 
-// MARK: Activations
-
-void unmask_quantize_q8(const float *x, unmask_q8_block *out, int64_t n) {
-    for (int64_t b = 0; b < n / 32; b++) {
-        for (int h = 0; h < 2; h++) {
-            const float *v = x + 32 * b + 16 * h;
-            float amax = 0;
-            for (int i = 0; i < 16; i++) amax = fmaxf(amax, fabsf(v[i]));
-            float d = amax / 127, inverse = d != 0 ? 1 / d : 0;
-            int sum = 0;
-            for (int i = 0; i < 16; i++) {
-                int q = (int)roundf(v[i] * inverse);
-                out[b].q[16 * h + i] = (int8_t)q;
-                sum += q;
-            }
-            out[b].d[h] = d;
-            out[b].s[h] = d * (float)sum;
-        }
-    }
-}
-
-void unmask_quantize_q8_residual(const float *x, unmask_q8_block *first, unmask_q8_block *second, int64_t n) {
-    unmask_quantize_q8(x, first, n);
-    float residual[32];
-    for (int64_t b = 0; b < n / 32; b++) {
-        for (int i = 0; i < 32; i++) residual[i] = x[32 * b + i] - first[b].d[i / 16] * (float)first[b].q[i];
-        unmask_quantize_q8(residual, second + b, 32);
-    }
-}
-
-// MARK: Weight rows unpacked to 8-bit groups
-//
-// Every supported type is read as groups of 32 values, each half (16 values) with a scale a and
-// an offset b: w = a * q + b, q an unsigned byte (a signed one for Q8_0). A row's dot with
-// activations is then, per half, a * d * Σ q·qx + b * s: integer products, two float terms.
-// Each half's scale is written to the 4 lanes its products land in (a group's 8 int32 lanes:
-// 0-3 first half, 4-7 second), so the SIMD kernels load them as they are.
-
-typedef struct {
-    uint8_t *q;   // columns bytes
-    float *a8;    // columns / 32 groups × 8 lanes of half scales
-    float *b;     // columns / 16 half offsets
-    int is_signed;
-} unpacked_row;
-
-ALWAYS_INLINE void set_half(unpacked_row *r, int64_t half, float a, float b) {
-    for (int l = 0; l < 4; l++) r->a8[4 * half + l] = a;
-    r->b[half] = b;
-}
-
-ALWAYS_INLINE void nibbles(const uint8_t *qs, uint8_t *q) {
-    for (int j = 0; j < 16; j++) {
-        q[j] = qs[j] & 0x0F;
-        q[j + 16] = qs[j] >> 4;
-    }
-}
-
-ALWAYS_INLINE void fifth_bits(uint32_t qh, uint8_t *q) {
-    for (int j = 0; j < 32; j++) q[j] |= (uint8_t)(((qh >> j) & 1) << 4);
-}
-
 ALWAYS_INLINE uint32_t load_u32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/// Q4_K/Q5_K: sub-block j's 6-bit scale and minimum out of the 12 packed bytes.
 ALWAYS_INLINE void scale_min_k4(int j, const uint8_t *s, uint8_t *sc, uint8_t *m) {
     if (j < 4) {
         *sc = s[j] & 63;
@@ -109,242 +54,483 @@ ALWAYS_INLINE void scale_min_k4(int j, const uint8_t *s, uint8_t *sc, uint8_t *m
     }
 }
 
-/// Unpacks one row of `columns` values of ggml type `type` (layouts as in ggml-common.h).
-ALWAYS_INLINE void unpack(uint32_t type, const uint8_t *p, int64_t columns, unpacked_row *r) {
-    r->is_signed = type == 8;
-    switch (type) {
-    case 2: // Q4_0: d, 16 bytes of nibbles; offset -8
-        for (int64_t g = 0; g < columns / 32; g++, p += 18) {
-            float d = half_to_float(p);
-            nibbles(p + 2, r->q + 32 * g);
-            set_half(r, 2 * g, d, -8 * d);
-            set_half(r, 2 * g + 1, d, -8 * d);
-        }
-        break;
-    case 3: // Q4_1: d, m, nibbles
-        for (int64_t g = 0; g < columns / 32; g++, p += 20) {
-            float d = half_to_float(p), m = half_to_float(p + 2);
-            nibbles(p + 4, r->q + 32 * g);
-            set_half(r, 2 * g, d, m);
-            set_half(r, 2 * g + 1, d, m);
-        }
-        break;
-    case 6: // Q5_0: d, 32 fifth bits, nibbles; offset -16
-        for (int64_t g = 0; g < columns / 32; g++, p += 22) {
-            float d = half_to_float(p);
-            nibbles(p + 6, r->q + 32 * g);
-            fifth_bits(load_u32(p + 2), r->q + 32 * g);
-            set_half(r, 2 * g, d, -16 * d);
-            set_half(r, 2 * g + 1, d, -16 * d);
-        }
-        break;
-    case 7: // Q5_1: d, m, fifth bits, nibbles
-        for (int64_t g = 0; g < columns / 32; g++, p += 24) {
-            float d = half_to_float(p), m = half_to_float(p + 2);
-            nibbles(p + 8, r->q + 32 * g);
-            fifth_bits(load_u32(p + 4), r->q + 32 * g);
-            set_half(r, 2 * g, d, m);
-            set_half(r, 2 * g + 1, d, m);
-        }
-        break;
-    case 8: // Q8_0: d, 32 signed bytes
-        for (int64_t g = 0; g < columns / 32; g++, p += 34) {
-            float d = half_to_float(p);
-            memcpy(r->q + 32 * g, p + 2, 32);
-            set_half(r, 2 * g, d, 0);
-            set_half(r, 2 * g + 1, d, 0);
-        }
-        break;
-    case 12: // Q4_K: d, dmin, 12 bytes of 6-bit scales and minimums, 128 bytes of nibbles
-    case 13: // Q5_K: the same with 32 bytes of fifth bits before the nibbles
-        for (int64_t s = 0; s < columns / 256; s++) {
-            int five = type == 13;
-            float d = half_to_float(p), dmin = half_to_float(p + 2);
-            const uint8_t *scales = p + 4, *qh = p + 16, *qs = p + (five ? 48 : 16);
-            for (int sb = 0; sb < 8; sb++) {
-                uint8_t sc, m;
-                scale_min_k4(sb, scales, &sc, &m);
-                uint8_t *q = r->q + 256 * s + 32 * sb;
-                const uint8_t *nib = qs + 32 * (sb / 2);
-                int shift = 4 * (sb % 2);
-                for (int l = 0; l < 32; l++) q[l] = (nib[l] >> shift) & 0x0F;
-                if (five) for (int l = 0; l < 32; l++) q[l] |= (uint8_t)(((qh[l] >> sb) & 1) << 4);
-                int64_t half = 16 * s + 2 * sb;
-                set_half(r, half, d * sc, -dmin * m);
-                set_half(r, half + 1, d * sc, -dmin * m);
-            }
-            p += five ? 176 : 144;
-        }
-        break;
-    case 14: // Q6_K: 128 bytes of low nibbles, 64 of 2-bit highs, 16 signed scales, d; offset -32
-        for (int64_t s = 0; s < columns / 256; s++, p += 210) {
-            const uint8_t *ql = p, *qh = p + 128;
-            const int8_t *scales = (const int8_t *)(p + 192);
-            float d = half_to_float(p + 208);
-            for (int g = 0; g < 16; g++) {
-                int h = g / 8, c = (g % 8) / 2, base = 16 * (g % 2);
-                const uint8_t *low = ql + 64 * h + 32 * (c % 2) + base, *high = qh + 32 * h + base;
-                uint8_t *q = r->q + 256 * s + 16 * g;
-                for (int t = 0; t < 16; t++) q[t] = (uint8_t)(((low[t] >> (4 * (c / 2))) & 0x0F) | ((high[t] >> (2 * c)) & 3) << 4);
-                float a = d * scales[g];
-                set_half(r, 16 * s + g, a, -32 * a);
-            }
-        }
-        break;
-    }
-}
+// MARK: Weight groups
+//
+// Every supported type is read as groups of 32 values w = a·q + b: q small integers as stored
+// (bytes), a and b one scale and one offset per half group of 16 (most types share them across
+// the group; Q6_K has a scale per 16). Each variant turns a group into float32 in registers and
+// multiplies it with float32 activations: the products are the dequantized weights' (as
+// `GGMLDequantize` writes them) without a float32 copy of the matrix, and the activations are
+// not rounded at all. Layouts as in ggml-common.h.
 
 int unmask_quantized_supported(uint32_t type) {
     switch (type) {
-    case 2: case 3: case 6: case 7: case 8: case 12: case 13: case 14: return 1;
+    case Q4_0: case Q4_1: case Q5_0: case Q5_1: case Q8_0: case Q4_K: case Q5_K: case Q6_K: return 1;
     default: return 0;
     }
 }
 
-// MARK: Dot products of an unpacked row with up to 4 activation rows
-//
-// Activations are laid out per call for the SIMD loads: the bytes of a row contiguous, each
-// group's two half scales widened to the 8 lanes its products land in (lanes 0-3: first half,
-// 4-7: second), and the half sums contiguous for the offsets' dot product.
+/// Group g of a row in plain C: its 32 integers, and per half the scale and offset.
+ALWAYS_INLINE void group_reference(uint32_t type, const uint8_t *row, int64_t g, int32_t q[32], float a[2], float b[2]) {
+    const uint8_t *p;
+    switch (type) {
+    case Q4_0: case Q4_1: case Q5_0: case Q5_1: {
+        // d, [m], [32 fifth bits], 16 bytes of nibbles (element j low, j + 16 high).
+        int minimum = type == Q4_1 || type == Q5_1, five = type == Q5_0 || type == Q5_1;
+        p = row + (18 + 2 * minimum + 4 * five) * g;
+        const uint8_t *nibbles = p + 2 + 2 * minimum + 4 * five;
+        uint32_t high = five ? load_u32(p + 2 + 2 * minimum) : 0;
+        for (int j = 0; j < 16; j++) {
+            q[j] = nibbles[j] & 0x0F;
+            q[j + 16] = nibbles[j] >> 4;
+        }
+        for (int j = 0; j < 32; j++) q[j] |= (int32_t)((high >> j) & 1) << 4;
+        a[0] = a[1] = half_to_float(p);
+        b[0] = b[1] = minimum ? half_to_float(p + 2) : (five ? -16 : -8) * a[0];
+        break;
+    }
+    case Q8_0:
+        p = row + 34 * g;
+        for (int j = 0; j < 32; j++) q[j] = (int8_t)p[2 + j];
+        a[0] = a[1] = half_to_float(p);
+        b[0] = b[1] = 0;
+        break;
+    case Q4_K: case Q5_K: {
+        // d, dmin, 12 bytes of 6-bit scales and minimums, [32 bytes of fifth bits], 128 of nibbles.
+        int five = type == Q5_K, j = (int)(g % 8);
+        p = row + (five ? 176 : 144) * (g / 8);
+        uint8_t sc, m;
+        scale_min_k4(j, p + 4, &sc, &m);
+        const uint8_t *nibbles = p + (five ? 48 : 16) + 32 * (j / 2), *high = p + 16;
+        for (int l = 0; l < 32; l++) {
+            q[l] = (nibbles[l] >> (4 * (j % 2))) & 0x0F;
+            if (five) q[l] |= ((high[l] >> j) & 1) << 4;
+        }
+        a[0] = a[1] = half_to_float(p) * sc;
+        b[0] = b[1] = -half_to_float(p + 2) * m;
+        break;
+    }
+    case Q6_K: {
+        // 128 bytes of low nibbles, 64 of 2-bit highs, 16 signed scales (one per 16), d.
+        int j = (int)(g % 8), h = j / 4, c = j % 4;
+        p = row + 210 * (g / 8);
+        const uint8_t *low = p + 64 * h + 32 * (c % 2), *high = p + 128 + 32 * h;
+        for (int l = 0; l < 32; l++) q[l] = ((low[l] >> (4 * (c / 2))) & 0x0F) | ((high[l] >> (2 * c)) & 3) << 4;
+        float d = half_to_float(p + 208);
+        for (int k = 0; k < 2; k++) {
+            a[k] = d * (int8_t)p[192 + 2 * j + k];
+            b[k] = -32 * a[k];
+        }
+        break;
+    }
+    }
+}
 
-typedef struct {
-    const int8_t *q;   // columns bytes
-    const float *d8;   // columns / 32 groups × 8 lanes
-    const float *s;    // columns / 16 halves: d · Σq
-} activation_row;
+typedef void (*row_kernel)(uint32_t type, const uint8_t *row, int64_t groups, const float *x, int64_t columns,
+                           int64_t m, float *out, int64_t ldo, int accumulate);
 
-
-typedef void (*dot_rows_fn)(const unpacked_row *w, int64_t groups, const activation_row *x, int count, float *out);
-
-/// The plain reference every SIMD variant is tested against.
-static void dot_rows_reference(const unpacked_row *w, int64_t groups, const activation_row *x, int count, float *out) {
-    for (int i = 0; i < count; i++) {
+/// The plain reference every SIMD variant is tested against: one weight row with m activation rows.
+static void row_reference(uint32_t type, const uint8_t *row, int64_t groups, const float *x, int64_t columns,
+                          int64_t m, float *out, int64_t ldo, int accumulate) {
+    for (int64_t i = 0; i < m; i++) {
         float sum = 0;
         for (int64_t g = 0; g < groups; g++) {
-            const uint8_t *q = w->q + 32 * g;
-            const int8_t *xq = x[i].q + 32 * g;
-            for (int h = 0; h < 2; h++) {
-                int32_t dot = 0;
-                for (int j = 16 * h; j < 16 * h + 16; j++) dot += (w->is_signed ? (int8_t)q[j] : q[j]) * xq[j];
-                sum += w->a8[8 * g + 4 * h] * x[i].d8[8 * g + 4 * h] * (float)dot + w->b[2 * g + h] * x[i].s[2 * g + h];
-            }
+            int32_t q[32];
+            float a[2], b[2];
+            group_reference(type, row, g, q, a, b);
+            for (int l = 0; l < 32; l++) sum += fmaf(a[l / 16], (float)q[l], b[l / 16]) * x[i * columns + 32 * g + l];
         }
-        out[i] = sum;
+        out[i * ldo] = accumulate ? out[i * ldo] + sum : sum;
     }
 }
 
 #ifdef UNMASK_X86
-__attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
-/// Σ b[h]·s[h] over a row's halves.
-__attribute__((target("avx2,fma"))) static inline float offsets_avx2(const float *b, const float *s, int64_t halves) {
-    __m256 acc = _mm256_setzero_ps();
-    int64_t h = 0;
-    for (; h + 8 <= halves; h += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(b + h), _mm256_loadu_ps(s + h), acc);
-    float sum = hsum256(acc);
-    for (; h < halves; h++) sum += b[h] * s[h];
-    return sum;
-}
+#define TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
 
-__attribute__((target("avx2,fma"))) static inline __m256i int_dot_avx2(__m256i w, __m256i x, int is_signed) {
-    if (is_signed) {
-        // maddubs multiplies unsigned by signed: |w| times x with w's sign.
-        x = _mm256_sign_epi8(x, w);
-        w = _mm256_sign_epi8(w, w);
+/// Group g's 32 integers as two vectors of 16 bytes (lo: values 0-15, hi: 16-31, one half each)
+/// and each half's scale and offset. `sign` is set when the bytes are signed (Q8_0).
+#define DEFINE_GROUP_BYTES(TARGET, suffix)                                                            \
+    TARGET ALWAYS_INLINE float half_##suffix(const uint8_t *p) {                                      \
+        uint16_t h;                                                                                   \
+        memcpy(&h, p, 2);                                                                             \
+        return _cvtsh_ss(h);                                                                          \
+    }                                                                                                 \
+    TARGET ALWAYS_INLINE void group_##suffix(uint32_t type, const uint8_t *row, int64_t g, __m128i *lo, __m128i *hi, \
+                                             float a[2], float b[2]) {                                \
+        const uint8_t *p;                                                                             \
+        __m128i mask = _mm_set1_epi8(0x0F);                                                           \
+        switch (type) {                                                                               \
+        case Q4_0: case Q4_1: case Q5_0: case Q5_1: {                                                 \
+            int minimum = type == Q4_1 || type == Q5_1, five = type == Q5_0 || type == Q5_1;          \
+            p = row + (18 + 2 * minimum + 4 * five) * g;                                              \
+            __m128i packed = _mm_loadu_si128((const __m128i *)(p + 2 + 2 * minimum + 4 * five));      \
+            *lo = _mm_and_si128(packed, mask);                                                        \
+            *hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);                                     \
+            if (five) {                                                                               \
+                __m256i high = fifth_bits_##suffix(load_u32(p + 2 + 2 * minimum));                    \
+                *lo = _mm_or_si128(*lo, _mm256_castsi256_si128(high));                                \
+                *hi = _mm_or_si128(*hi, _mm256_extracti128_si256(high, 1));                           \
+            }                                                                                         \
+            a[0] = a[1] = half_##suffix(p);                                                           \
+            b[0] = b[1] = minimum ? half_##suffix(p + 2) : (five ? -16 : -8) * a[0];                  \
+            break;                                                                                    \
+        }                                                                                             \
+        case Q8_0:                                                                                    \
+            p = row + 34 * g;                                                                         \
+            *lo = _mm_loadu_si128((const __m128i *)(p + 2));                                          \
+            *hi = _mm_loadu_si128((const __m128i *)(p + 18));                                         \
+            a[0] = a[1] = half_##suffix(p);                                                           \
+            b[0] = b[1] = 0;                                                                          \
+            break;                                                                                    \
+        case Q4_K: case Q5_K: {                                                                       \
+            int five = type == Q5_K, j = (int)(g % 8);                                                \
+            p = row + (five ? 176 : 144) * (g / 8);                                                   \
+            uint8_t sc, m;                                                                            \
+            scale_min_k4(j, p + 4, &sc, &m);                                                          \
+            __m256i bytes = _mm256_loadu_si256((const __m256i *)(p + (five ? 48 : 16) + 32 * (j / 2))); \
+            bytes = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(bytes, 4) : bytes, _mm256_set1_epi8(0x0F)); \
+            if (five) {                                                                               \
+                __m256i high = _mm256_loadu_si256((const __m256i *)(p + 16));                         \
+                high = _mm256_and_si256(_mm256_srl_epi16(high, _mm_cvtsi32_si128(j)), _mm256_set1_epi8(1)); \
+                bytes = _mm256_or_si256(bytes, _mm256_slli_epi16(high, 4));                           \
+            }                                                                                         \
+            *lo = _mm256_castsi256_si128(bytes);                                                      \
+            *hi = _mm256_extracti128_si256(bytes, 1);                                                 \
+            a[0] = a[1] = half_##suffix(p) * sc;                                                      \
+            b[0] = b[1] = -half_##suffix(p + 2) * m;                                                  \
+            break;                                                                                    \
+        }                                                                                             \
+        case Q6_K: {                                                                                  \
+            int j = (int)(g % 8), h = j / 4, c = j % 4;                                               \
+            p = row + 210 * (g / 8);                                                                  \
+            __m256i low = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32 * (c % 2)));           \
+            __m256i high = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));                   \
+            low = _mm256_and_si256(_mm256_srl_epi16(low, _mm_cvtsi32_si128(4 * (c / 2))), _mm256_set1_epi8(0x0F)); \
+            high = _mm256_and_si256(_mm256_srl_epi16(high, _mm_cvtsi32_si128(2 * c)), _mm256_set1_epi8(3)); \
+            __m256i bytes = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));                         \
+            *lo = _mm256_castsi256_si128(bytes);                                                      \
+            *hi = _mm256_extracti128_si256(bytes, 1);                                                 \
+            float d = half_##suffix(p + 208);                                                         \
+            for (int k = 0; k < 2; k++) {                                                             \
+                a[k] = d * (int8_t)p[192 + 2 * j + k];                                                \
+                b[k] = -32 * a[k];                                                                    \
+            }                                                                                         \
+            break;                                                                                    \
+        }                                                                                             \
+        }                                                                                             \
     }
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+
+/// Bit j of `bits` as byte j of 32: 16 where set, else 0 (Q5_0/Q5_1's fifth bits).
+TARGET_AVX2 ALWAYS_INLINE __m256i fifth_bits_avx2(uint32_t bits) {
+    // Byte j takes byte j / 8 of `bits`, then keeps bit j % 8 of it.
+    __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits),
+                                         _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    __m256i select = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
+    return _mm256_and_si256(set, _mm256_set1_epi8(16));
 }
 
-/// One activation row's step in the loops below: its products with the group(s), scaled by its
-/// half scales, accumulated times the weight's half scales.
-#define AVX2_STEP(acc, row)                                                                        \
-    {                                                                                              \
-        __m256i dot = int_dot_avx2(wq, _mm256_loadu_si256((const __m256i *)(x[row].q + 32 * g)), w->is_signed); \
-        acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_loadu_ps(x[row].d8 + 8 * g)), a, acc); \
-    }
+TARGET_AVX512 ALWAYS_INLINE __m256i fifth_bits_avx512(uint32_t bits) {
+    return _mm256_maskz_mov_epi8((__mmask32)bits, _mm256_set1_epi8(16));
+}
 
-// Four rows always (the caller repeats the last row when it has fewer): the accumulators stay in
-// registers, which an array indexed by a run-time count does not.
-__attribute__((target("avx2,fma")))
-static void dot_rows_avx2(const unpacked_row *w, int64_t groups, const activation_row *x, int count, float *out) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+DEFINE_GROUP_BYTES(TARGET_AVX2, avx2)
+DEFINE_GROUP_BYTES(TARGET_AVX512, avx512)
+
+// MARK: AVX2
+//
+// A group is 4 vectors of 8 floats. R activation rows (a constant after inlining, unrolled, so
+// the accumulators stay in registers) share each dequantized group; two accumulators per row
+// keep consecutive FMAs off each other's latency.
+
+TARGET_AVX2 ALWAYS_INLINE __m256 widen_avx2(__m128i bytes, int sign, float a, float b) {
+    __m256i q = sign ? _mm256_cvtepi8_epi32(bytes) : _mm256_cvtepu8_epi32(bytes);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(a), _mm256_set1_ps(b));
+}
+
+/// Group g as four vectors of 8 float32 weights; the 4- and 5-bit types widen each 8 packed bytes
+/// once to 32-bit lanes and split the nibbles there (half the lane shuffles).
+TARGET_AVX2 ALWAYS_INLINE void weights_avx2(uint32_t type, const uint8_t *row, int64_t g, __m256 w[4]) {
+    if (type == Q4_0 || type == Q4_1 || type == Q5_0 || type == Q5_1) {
+        int minimum = type == Q4_1 || type == Q5_1, five = type == Q5_0 || type == Q5_1;
+        const uint8_t *p = row + (18 + 2 * minimum + 4 * five) * g;
+        __m128i packed = _mm_loadu_si128((const __m128i *)(p + 2 + 2 * minimum + 4 * five));
+        __m256i b0 = _mm256_cvtepu8_epi32(packed), b1 = _mm256_cvtepu8_epi32(_mm_srli_si128(packed, 8)), nibble = _mm256_set1_epi32(0x0F);
+        __m256i q[4] = {_mm256_and_si256(b0, nibble), _mm256_and_si256(b1, nibble), _mm256_srli_epi32(b0, 4), _mm256_srli_epi32(b1, 4)};
+        if (five) {
+            // Bit 8k + l of the fifth bits belongs to lane l of vector k.
+            __m256i bits = _mm256_set1_epi32((int)load_u32(p + 2 + 2 * minimum)), sixteen = _mm256_set1_epi32(16);
+            for (int k = 0; k < 4; k++) {
+                // Bits 8k ..< 8k + 8 to bits 4 ..< 12, then lane l's to bit 4.
+                __m256i moved = _mm256_slli_epi32(_mm256_srli_epi32(bits, 8 * k), 4);
+                moved = _mm256_srlv_epi32(moved, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+                q[k] = _mm256_or_si256(q[k], _mm256_and_si256(moved, sixteen));
+            }
+        }
+        __m128 scales = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load_u32(p)));
+        __m256 a = _mm256_broadcastss_ps(scales);
+        __m256 b = minimum ? _mm256_broadcastss_ps(_mm_movehdup_ps(scales)) : _mm256_mul_ps(a, _mm256_set1_ps(five ? -16 : -8));
+        for (int k = 0; k < 4; k++) w[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q[k]), a, b);
+    } else {
+        __m128i lo, hi;
+        float a[2], b[2];
+        group_avx2(type, row, g, &lo, &hi, a, b);
+        int sign = type == Q8_0;
+        w[0] = widen_avx2(lo, sign, a[0], b[0]);
+        w[1] = widen_avx2(_mm_srli_si128(lo, 8), sign, a[0], b[0]);
+        w[2] = widen_avx2(hi, sign, a[1], b[1]);
+        w[3] = widen_avx2(_mm_srli_si128(hi, 8), sign, a[1], b[1]);
+    }
+}
+
+TARGET_AVX2 ALWAYS_INLINE void chunk_avx2(uint32_t type, int R, const uint8_t *row, int64_t groups, const float *x,
+                                          int64_t columns, float *out, int64_t ldo, int accumulate) {
+    __m256 acc0[4], acc1[4];
+    UNROLL for (int i = 0; i < 4; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
     for (int64_t g = 0; g < groups; g++) {
-        __m256i wq = _mm256_loadu_si256((const __m256i *)(w->q + 32 * g));
-        __m256 a = _mm256_loadu_ps(w->a8 + 8 * g);
-        AVX2_STEP(acc0, 0) AVX2_STEP(acc1, 1) AVX2_STEP(acc2, 2) AVX2_STEP(acc3, 3)
+        __m256 w[4];
+        weights_avx2(type, row, g, w);
+        UNROLL for (int i = 0; i < R; i++) {
+            const float *v = x + i * columns + 32 * g;
+            acc0[i] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(v), acc0[i]);
+            acc1[i] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(v + 8), acc1[i]);
+            acc0[i] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(v + 16), acc0[i]);
+            acc1[i] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(v + 24), acc1[i]);
+        }
     }
-    float sums[4] = {hsum256(acc0), hsum256(acc1), hsum256(acc2), hsum256(acc3)};
-    for (int i = 0; i < count; i++) out[i] = sums[i] + offsets_avx2(w->b, x[i].s, 2 * groups);
+    UNROLL for (int i = 0; i < R; i++) {
+        __m256 v = _mm256_add_ps(acc0[i], acc1[i]);
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        float sum = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+        out[i * ldo] = accumulate ? out[i * ldo] + sum : sum;
+    }
 }
 
-#define VNNI_STEP(acc, row)                                                                        \
-    {                                                                                              \
-        __m512i xq = _mm512_loadu_si512((const void *)(x[row].q + 32 * g));                        \
-        if (w->is_signed) xq = _mm512_mask_sub_epi8(xq, negative, _mm512_setzero_si512(), xq);     \
-        __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, xq);                         \
-        acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(x[row].d8 + 8 * g)), a, acc); \
+// MARK: AVX-512
+//
+// A group is 2 vectors of 16 floats, one per half.
+
+/// Group g as two vectors of 16 float32 weights (its halves). The 4- and 5-bit types widen their
+/// 16 packed bytes once, to 32-bit lanes, and split the nibbles there: one lane shuffle per group
+/// instead of two (shuffles share one port with the broadcasts and conversions here).
+TARGET_AVX512 ALWAYS_INLINE void weights_avx512(uint32_t type, const uint8_t *row, int64_t g, __m512 *w0, __m512 *w1) {
+    __m512i q0, q1;
+    __m512 a0, b0, a1, b1;
+    if (type == Q4_0 || type == Q4_1 || type == Q5_0 || type == Q5_1) {
+        int minimum = type == Q4_1 || type == Q5_1, five = type == Q5_0 || type == Q5_1;
+        const uint8_t *p = row + (18 + 2 * minimum + 4 * five) * g;
+        __m512i packed = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + 2 + 2 * minimum + 4 * five)));
+        q0 = _mm512_and_si512(packed, _mm512_set1_epi32(0x0F));
+        q1 = _mm512_srli_epi32(packed, 4);
+        if (five) {
+            uint32_t bits = load_u32(p + 2 + 2 * minimum);
+            q0 = _mm512_mask_or_epi32(q0, (__mmask16)bits, q0, _mm512_set1_epi32(16));
+            q1 = _mm512_mask_or_epi32(q1, (__mmask16)(bits >> 16), q1, _mm512_set1_epi32(16));
+        }
+        // d (and m) in one conversion.
+        __m128 scales = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load_u32(p)));
+        a0 = a1 = _mm512_broadcastss_ps(scales);
+        b0 = b1 = minimum ? _mm512_broadcastss_ps(_mm_movehdup_ps(scales)) : _mm512_mul_ps(a0, _mm512_set1_ps(five ? -16 : -8));
+    } else {
+        __m128i lo, hi;
+        float a[2], b[2];
+        group_avx512(type, row, g, &lo, &hi, a, b);
+        q0 = type == Q8_0 ? _mm512_cvtepi8_epi32(lo) : _mm512_cvtepu8_epi32(lo);
+        q1 = type == Q8_0 ? _mm512_cvtepi8_epi32(hi) : _mm512_cvtepu8_epi32(hi);
+        a0 = _mm512_set1_ps(a[0]);
+        b0 = _mm512_set1_ps(b[0]);
+        a1 = _mm512_set1_ps(a[1]);
+        b1 = _mm512_set1_ps(b[1]);
+    }
+    *w0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q0), a0, b0);
+    *w1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q1), a1, b1);
+}
+
+/// Accumulates `count` consecutive groups from `w` (two vectors each) into R rows' accumulators.
+#define ACCUMULATE_AVX512(w, count, g)                                                                \
+    for (int u = 0; u < (count); u++) {                                                               \
+        UNROLL for (int i = 0; i < R; i++) {                                                          \
+            const float *v = x + i * columns + 32 * ((g) + u);                                        \
+            acc0[i] = _mm512_fmadd_ps(w[2 * u], _mm512_loadu_ps(v), acc0[i]);                        \
+            acc1[i] = _mm512_fmadd_ps(w[2 * u + 1], _mm512_loadu_ps(v + 16), acc1[i]);               \
+        }                                                                                             \
     }
 
-/// Two groups (64 bytes) per instruction: u8 × s8 summed in fours straight into int32 (no
-/// 16-bit saturation); a signed row multiplies |w| by x with w's sign.
-__attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")))
-static void dot_rows_vnni(const unpacked_row *w, int64_t groups, const activation_row *x, int count, float *out) {
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-    int64_t g = 0;
-    for (; g + 2 <= groups; g += 2) {
-        __m512i wq = _mm512_loadu_si512((const void *)(w->q + 32 * g));
-        __mmask64 negative = w->is_signed ? _mm512_movepi8_mask(wq) : 0;
-        if (w->is_signed) wq = _mm512_abs_epi8(wq);
-        __m512 a = _mm512_loadu_ps(w->a8 + 8 * g);
-        VNNI_STEP(acc0, 0) VNNI_STEP(acc1, 1) VNNI_STEP(acc2, 2) VNNI_STEP(acc3, 3)
-    }
-    float sums[4] = {_mm512_reduce_add_ps(acc0), _mm512_reduce_add_ps(acc1), _mm512_reduce_add_ps(acc2), _mm512_reduce_add_ps(acc3)};
-    if (g < groups) {
-        // An odd last group: AVX2's 32-byte step.
-        __m256i wq = _mm256_loadu_si256((const __m256i *)(w->q + 32 * g));
-        __m256 a = _mm256_loadu_ps(w->a8 + 8 * g);
-        __m256 t0 = _mm256_setzero_ps(), t1 = t0, t2 = t0, t3 = t0;
-        AVX2_STEP(t0, 0) AVX2_STEP(t1, 1) AVX2_STEP(t2, 2) AVX2_STEP(t3, 3)
-        sums[0] += hsum256(t0); sums[1] += hsum256(t1); sums[2] += hsum256(t2); sums[3] += hsum256(t3);
-    }
-    for (int i = 0; i < count; i++) out[i] = sums[i] + offsets_avx2(w->b, x[i].s, 2 * groups);
+TARGET_AVX512 ALWAYS_INLINE __m512 dequantize_avx512(__m512i q, float a, float b) {
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(a), _mm512_set1_ps(b));
 }
+
+TARGET_AVX512 ALWAYS_INLINE __m512i widen_bytes_avx512(const uint8_t *p) {
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+}
+
+/// Bit j of each lane as 16 or 0.
+TARGET_AVX512 ALWAYS_INLINE __m512i fifth_bit_avx512(__m512i bits, int j) {
+    __m512i moved = j <= 4 ? _mm512_slli_epi32(bits, 4 - j) : _mm512_srli_epi32(bits, j - 4);
+    return _mm512_and_si512(moved, _mm512_set1_epi32(16));
+}
+
+/// The K-quants a super-block (8 groups) at a time: its scales decoded once, and bytes that hold
+/// several groups' bits widened once to 32-bit lanes and split there.
+TARGET_AVX512 ALWAYS_INLINE void chunk_avx512(uint32_t type, int R, const uint8_t *row, int64_t groups, const float *x,
+                                              int64_t columns, float *out, int64_t ldo, int accumulate) {
+    __m512 acc0[8], acc1[8];
+    UNROLL for (int i = 0; i < 8; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
+    __m512i nibble = _mm512_set1_epi32(0x0F);
+    if (type == Q4_K || type == Q5_K) {
+        int five = type == Q5_K;
+        for (int64_t g = 0; g < groups; g += 8) {
+            const uint8_t *p = row + (five ? 176 : 144) * (g / 8), *qs = p + (five ? 48 : 16);
+            float d = half_avx512(p), dmin = half_avx512(p + 2), a[8], b[8];
+            for (int j = 0; j < 8; j++) {
+                uint8_t sc, m;
+                scale_min_k4(j, p + 4, &sc, &m);
+                a[j] = d * sc;
+                b[j] = -dmin * m;
+            }
+            __m512i h0 = _mm512_setzero_si512(), h1 = h0;
+            if (five) {
+                h0 = widen_bytes_avx512(p + 16);
+                h1 = widen_bytes_avx512(p + 32);
+            }
+            for (int j = 0; j < 8; j += 2) {
+                // 32 bytes: group j in the low nibbles, group j + 1 in the high ones.
+                __m512i b0 = widen_bytes_avx512(qs + 16 * j), b1 = widen_bytes_avx512(qs + 16 * j + 16);
+                __m512i q[4] = {_mm512_and_si512(b0, nibble), _mm512_and_si512(b1, nibble), _mm512_srli_epi32(b0, 4), _mm512_srli_epi32(b1, 4)};
+                if (five) {
+                    q[0] = _mm512_or_si512(q[0], fifth_bit_avx512(h0, j));
+                    q[1] = _mm512_or_si512(q[1], fifth_bit_avx512(h1, j));
+                    q[2] = _mm512_or_si512(q[2], fifth_bit_avx512(h0, j + 1));
+                    q[3] = _mm512_or_si512(q[3], fifth_bit_avx512(h1, j + 1));
+                }
+                __m512 w[4] = {dequantize_avx512(q[0], a[j], b[j]), dequantize_avx512(q[1], a[j], b[j]),
+                               dequantize_avx512(q[2], a[j + 1], b[j + 1]), dequantize_avx512(q[3], a[j + 1], b[j + 1])};
+                ACCUMULATE_AVX512(w, 2, g + j)
+            }
+        }
+    } else if (type == Q6_K) {
+        for (int64_t g = 0; g < groups; g += 8) {
+            const uint8_t *p = row + 210 * (g / 8);
+            float d = half_avx512(p + 208), a[16];
+            for (int k = 0; k < 16; k++) a[k] = d * (int8_t)p[192 + k];
+            for (int h = 0; h < 2; h++) {
+                // Groups 4h + c, c < 4: low nibbles of 64 bytes (c = 0, 1) then their high ones
+                // (c = 2, 3); two bits each of 32 more bytes.
+                const uint8_t *low = p + 64 * h, *high = p + 128 + 32 * h;
+                __m512i l[4] = {widen_bytes_avx512(low), widen_bytes_avx512(low + 16), widen_bytes_avx512(low + 32), widen_bytes_avx512(low + 48)};
+                __m512i t[2] = {widen_bytes_avx512(high), widen_bytes_avx512(high + 16)};
+                for (int c = 0; c < 4; c++) {
+                    __m512 w[2];
+                    for (int half = 0; half < 2; half++) {
+                        __m512i bits = _mm512_srli_epi32(l[2 * (c % 2) + half], 4 * (c / 2));
+                        __m512i q = _mm512_or_si512(_mm512_and_si512(bits, nibble),
+                                                    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(t[half], 2 * c), _mm512_set1_epi32(3)), 4));
+                        int k = 2 * (4 * h + c) + half;
+                        w[half] = dequantize_avx512(q, a[k], -32 * a[k]);
+                    }
+                    ACCUMULATE_AVX512(w, 1, g + 4 * h + c)
+                }
+            }
+        }
+    } else {
+        for (int64_t g = 0; g < groups; g++) {
+            __m512 w[2];
+            weights_avx512(type, row, g, &w[0], &w[1]);
+            ACCUMULATE_AVX512(w, 1, g)
+        }
+    }
+    UNROLL for (int i = 0; i < R; i++) {
+        float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0[i], acc1[i]));
+        out[i * ldo] = accumulate ? out[i * ldo] + sum : sum;
+    }
+}
+
+/// One weight row with m activation rows, CHUNK at a time (registers: 8 rows × 2 accumulators
+/// of 16 AVX-512 ones, 4 × 2 of 16 AVX2 ones): one function per type and variant, so the group
+/// unpacking is specialized and inlined.
+#define CHUNK_CASE(suffix, T, R)                                                                      \
+    case R: chunk_##suffix(T, R, row, groups, x + i * columns, columns, out + i * ldo, ldo, accumulate); break;
+#define DEFINE_ROW_KERNEL(TARGET, suffix, CHUNK, T)                                                   \
+    TARGET static void row_##suffix##_##T(uint32_t type, const uint8_t *row, int64_t groups, const float *x, \
+                                          int64_t columns, int64_t m, float *out, int64_t ldo, int accumulate) { \
+        (void)type;                                                                                   \
+        int64_t i = 0;                                                                                \
+        for (; i + CHUNK <= m; i += CHUNK)                                                            \
+            chunk_##suffix(T, CHUNK, row, groups, x + i * columns, columns, out + i * ldo, ldo, accumulate); \
+        switch (m - i) {                                                                              \
+            CHUNK_CASE(suffix, T, 1) CHUNK_CASE(suffix, T, 2) CHUNK_CASE(suffix, T, 3)                \
+            CHUNK_CASE(suffix, T, 4) CHUNK_CASE(suffix, T, 5) CHUNK_CASE(suffix, T, 6) CHUNK_CASE(suffix, T, 7) \
+        }                                                                                             \
+    }
+
+#define DEFINE_ROW_KERNELS(TARGET, suffix, CHUNK)                                                     \
+    DEFINE_ROW_KERNEL(TARGET, suffix, CHUNK, Q4_0) DEFINE_ROW_KERNEL(TARGET, suffix, CHUNK, Q4_1)     \
+    DEFINE_ROW_KERNEL(TARGET, suffix, CHUNK, Q5_0) DEFINE_ROW_KERNEL(TARGET, suffix, CHUNK, Q5_1)     \
+    DEFINE_ROW_KERNEL(TARGET, suffix, CHUNK, Q8_0) DEFINE_ROW_KERNEL(TARGET, suffix, CHUNK, Q4_K)     \
+    DEFINE_ROW_KERNEL(TARGET, suffix, CHUNK, Q5_K) DEFINE_ROW_KERNEL(TARGET, suffix, CHUNK, Q6_K)     \
+    static row_kernel row_kernel_##suffix(uint32_t type) {                                            \
+        switch (type) {                                                                               \
+        case Q4_0: return row_##suffix##_Q4_0;                                                        \
+        case Q4_1: return row_##suffix##_Q4_1;                                                        \
+        case Q5_0: return row_##suffix##_Q5_0;                                                        \
+        case Q5_1: return row_##suffix##_Q5_1;                                                        \
+        case Q8_0: return row_##suffix##_Q8_0;                                                        \
+        case Q4_K: return row_##suffix##_Q4_K;                                                        \
+        case Q5_K: return row_##suffix##_Q5_K;                                                        \
+        default: return row_##suffix##_Q6_K;                                                          \
+        }                                                                                             \
+    }
+
+DEFINE_ROW_KERNELS(TARGET_AVX2, avx2, 4)
+DEFINE_ROW_KERNELS(TARGET_AVX512, avx512, 8)
+
 #endif
 
 // MARK: Dispatch
 
-static int detect_best_level(void) {
+static int cpu_supports(int level) {
 #ifdef UNMASK_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
-        return UNMASK_KERNEL_AVX512_VNNI;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return UNMASK_KERNEL_AVX2;
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    switch (level) {
+    case UNMASK_KERNEL_AVX512: return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    case UNMASK_KERNEL_AVX2: return avx2;
+    }
 #endif
-    return UNMASK_KERNEL_REFERENCE;
+    return level == UNMASK_KERNEL_REFERENCE;
 }
 
-static _Atomic int forced_level = -1;
-
-/// UNMASK_KERNEL=reference|avx2|avx512-vnni caps the variant (to measure one, or to rule one out).
-static int environment_level(void) {
-    const char *name = getenv("UNMASK_KERNEL");
-    if (!name) return -1;
-    if (!strcmp(name, "reference")) return UNMASK_KERNEL_REFERENCE;
-    if (!strcmp(name, "avx2")) return UNMASK_KERNEL_AVX2;
-    if (!strcmp(name, "avx512-vnni")) return UNMASK_KERNEL_AVX512_VNNI;
-    return -1;
+int unmask_best_kernel_level(void) {
+    static _Atomic int best = -1;
+    int level = best;
+    if (level < 0) {
+        level = UNMASK_KERNEL_AVX512;
+        while (level > 0 && !cpu_supports(level)) level--;
+        best = level;
+    }
+    return level;
 }
 
-int unmask_best_kernel_level(void) { return detect_best_level(); }
+/// Set by `unmask_set_kernel_level`; -2: not yet read from UNMASK_KERNEL.
+static _Atomic int forced_level = -2;
 
 int unmask_kernel_level(void) {
-    int best = detect_best_level(), forced = forced_level;
-    if (forced < 0) forced = environment_level();
+    int forced = forced_level;
+    if (forced == -2) {
+        // UNMASK_KERNEL caps the variant (to measure one, or to rule one out).
+        static const char *const names[] = {"reference", "avx2", "avx512"};
+        const char *name = getenv("UNMASK_KERNEL");
+        forced = -1;
+        for (int level = 0; name && level <= UNMASK_KERNEL_AVX512; level++)
+            if (!strcmp(name, names[level])) forced = level;
+        int expected = -2;
+        atomic_compare_exchange_strong(&forced_level, &expected, forced);
+    }
+    int best = unmask_best_kernel_level();
     return forced >= 0 && forced <= best ? forced : best;
 }
 
@@ -352,74 +538,24 @@ void unmask_set_kernel_level(int level) { forced_level = level; }
 
 const char *unmask_kernel_name(int level) {
     switch (level) {
-    case UNMASK_KERNEL_AVX512_VNNI: return "AVX512-VNNI";
+    case UNMASK_KERNEL_AVX512: return "AVX-512";
     case UNMASK_KERNEL_AVX2: return "AVX2";
     default: return "reference C";
     }
 }
 
-/// Unpacks each row once and takes its dot with every activation row, four at a time. Inlined
-/// into one function per variant, so the unpacking is compiled for that variant's instructions too.
-ALWAYS_INLINE void matmul_rows(dot_rows_fn dot, uint32_t type, const void *weights, int64_t row_bytes, const int64_t *row_order,
-                               int64_t row_begin, int64_t row_end, int64_t columns,
-                               const unmask_q8_block *x, int64_t m, float *out, int64_t ldo) {
-    int64_t groups = columns / 32, halves = columns / 16;
-    // One allocation per call (a range of rows): the weight row unpacked, then the activations laid out.
-    size_t floats = (size_t)(8 * groups + halves) + (size_t)m * (size_t)(8 * groups + halves);
-    float *storage = malloc(sizeof(float) * floats + (size_t)columns * (size_t)(m + 1) + 64);
-    if (!storage) abort();
-    float *a8 = storage, *b = a8 + 8 * groups;
-    float *xd = b + halves, *xs = xd + m * 8 * groups;
-    uint8_t *wq = (uint8_t *)(xs + m * halves);
-    int8_t *xq = (int8_t *)(wq + columns);
-    activation_row rows[4];
-    for (int64_t i = 0; i < m; i++) {
-        for (int64_t g = 0; g < groups; g++) {
-            const unmask_q8_block *block = x + i * groups + g;
-            memcpy(xq + i * columns + 32 * g, block->q, 32);
-            for (int l = 0; l < 8; l++) xd[i * 8 * groups + 8 * g + l] = block->d[l / 4];
-            xs[i * halves + 2 * g] = block->s[0];
-            xs[i * halves + 2 * g + 1] = block->s[1];
-        }
-    }
-    unpacked_row row = {wq, a8, b, 0};
-    for (int64_t r = row_begin; r < row_end; r++) {
-        int64_t stored = row_order ? row_order[r] : r;
-        unpack(type, (const uint8_t *)weights + row_bytes * stored, columns, &row);
-        for (int64_t i = 0; i < m; i += 4) {
-            int count = m - i < 4 ? (int)(m - i) : 4;
-            for (int t = 0; t < 4; t++) {
-                // Past the last row, the last row again: the kernels always compute four.
-                int64_t source = i + (t < count ? t : count - 1);
-                rows[t].q = xq + source * columns;
-                rows[t].d8 = xd + source * 8 * groups;
-                rows[t].s = xs + source * halves;
-            }
-            float results[4];
-            dot(&row, groups, rows, count, results);
-            for (int t = 0; t < count; t++) out[(i + t) * ldo + (r - row_begin)] = results[t];
-        }
-    }
-    free(storage);
-}
-
-#define MATMUL_ARGUMENTS uint32_t type, const void *weights, int64_t row_bytes, const int64_t *row_order, int64_t row_begin, \
-    int64_t row_end, int64_t columns, const unmask_q8_block *x, int64_t m, float *out, int64_t ldo
-#define MATMUL_PASS type, weights, row_bytes, row_order, row_begin, row_end, columns, x, m, out, ldo
-
-static void matmul_reference(MATMUL_ARGUMENTS) { matmul_rows(dot_rows_reference, MATMUL_PASS); }
-#ifdef UNMASK_X86
-__attribute__((target("avx2,fma"))) static void matmul_avx2(MATMUL_ARGUMENTS) { matmul_rows(dot_rows_avx2, MATMUL_PASS); }
-__attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")))
-static void matmul_vnni(MATMUL_ARGUMENTS) { matmul_rows(dot_rows_vnni, MATMUL_PASS); }
-#endif
-
-void unmask_quantized_matmul(MATMUL_ARGUMENTS) {
+void unmask_quantized_matmul(uint32_t type, const void *weights, int64_t row_bytes, const int64_t *row_order,
+                             int64_t row_begin, int64_t row_end, int64_t columns, const float *x, int64_t m,
+                             float *out, int64_t ldo, int accumulate) {
+    row_kernel kernel = row_reference;
     switch (unmask_kernel_level()) {
 #ifdef UNMASK_X86
-    case UNMASK_KERNEL_AVX512_VNNI: matmul_vnni(MATMUL_PASS); return;
-    case UNMASK_KERNEL_AVX2: matmul_avx2(MATMUL_PASS); return;
+    case UNMASK_KERNEL_AVX512: kernel = row_kernel_avx512(type); break;
+    case UNMASK_KERNEL_AVX2: kernel = row_kernel_avx2(type); break;
 #endif
-    default: matmul_reference(MATMUL_PASS); return;
+    }
+    for (int64_t r = row_begin; r < row_end; r++) {
+        int64_t stored = row_order ? row_order[r] : r;
+        kernel(type, (const uint8_t *)weights + row_bytes * stored, columns / 32, x, columns, m, out + (r - row_begin), ldo, accumulate);
     }
 }

@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 /// Speed and memory of the encoder's hot paths, printed as a Markdown table for BENCHMARKS.md.
-/// Usage: unmask-bench [--model PATH|NAME] [--weight-precision auto|f32] [--integer-rows N] [--batch 32] [--length 128] [--repeats 3] [--tokenizer DIR] [--text FILE]
+/// Usage: unmask-bench [--model PATH|NAME] [--weight-precision auto|f32] [--fused-rows N] [--batch 32] [--length 128] [--repeats 3] [--tokenizer DIR] [--text FILE]
 ///                     [--search yes [--rows 1000000] [--dimension 576] [--queries 100] [--k 10]]
 ///                     [--train yes [--train-batch 8] [--train-length 128] [--simcse-batch 32] [--simcse-length 64] [--train-steps 3]]
 /// Without --model the weights are random with SmolLM2-135M's shapes. With --train, only the
@@ -22,7 +22,7 @@ struct Bench {
         rows.append(("BLAS", BLAS.description))
         rows.append(("OPENBLAS_CORETYPE", ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)"))
         rows.append(("cores", "\(Parallel.coreCount)"))
-        rows.append(("8-bit kernels", String(cString: unmask_kernel_name(unmask_kernel_level()))))
+        rows.append(("fused kernels", String(cString: unmask_kernel_name(unmask_kernel_level()))))
 
         if arguments.string("--search") != nil {
             rows += try SearchBench.rows(arguments: arguments)
@@ -55,10 +55,10 @@ struct Bench {
             model = DecoderModel(config: config, weights: weights, lmHead: weights.embedTokens)  // tied, as SmolLM2
             rows.append(("model", "random weights, SmolLM2-135M shapes"))
         }
-        if let limit = arguments.string("--integer-rows").flatMap(Int.init) {
-            // Products with at most this many rows take the 8-bit integer path (0: always panels).
-            for matrix in model.weights.matrices + [model.lmHead].compactMap({ $0 }) { matrix.integerRowLimit = limit }
-            rows.append(("integer path up to", "\(limit) rows"))
+        if let limit = arguments.string("--fused-rows").flatMap(Int.init) {
+            // Products with at most this many rows take the fused path (0: always panels).
+            for matrix in model.weights.matrices + [model.lmHead].compactMap({ $0 }) { matrix.fusedRowLimit = limit }
+            rows.append(("fused path up to", "\(limit) rows"))
         }
         if arguments.string("--train") != nil {
             rows += TrainingBench.rows(model: model, arguments: arguments)

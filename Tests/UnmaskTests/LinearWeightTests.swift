@@ -56,7 +56,7 @@ import UnmaskTestSupport
                 GGMLDequantize.rows(raw.baseAddress!, type: type, rowLength: columns, rowCount: rows, into: &dense, rowOrder: order)
                 let weight = LinearWeight(type: type, data: raw.baseAddress!, rows: rows, columns: columns, rowOrder: order, owner: owner)
                 weight.panelBytes = 16 * columns * 4  // panels of 16, 16 and 8 rows
-                weight.integerRowLimit = 0  // the 8-bit path has its own test
+                weight.fusedRowLimit = 0  // panels; the fused path has its own test
                 #expect(weight.float32 == nil && weight.byteCount == bytes.count)
                 #expect(weight.values == dense, "\(what): dequantized rows")
                 var row = [Float](repeating: 0, count: columns)
@@ -98,67 +98,41 @@ import UnmaskTestSupport
         }
     }
 
-    static let integerTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+    static let fusedTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
 
-    /// The 8-bit path: activations quantized per 32 values, products in integers. Every kernel
-    /// variant this CPU has (reference C, AVX2, AVX512-VNNI) against a double-precision product of
-    /// the dequantized weights and the dequantized 8-bit activations; and the whole against the
-    /// float product (what quantizing the activations costs).
-    @Test(arguments: integerTypes)
-    func integerProductsMatchTheirReference(type: GGMLType) throws {
+    /// The fused path (groups dequantized in registers, `UnmaskCKernels`): every kernel variant
+    /// this CPU has (reference C, AVX2, AVX-512) against a double-precision product of the
+    /// dequantized weights, at every activation-row count up to two register chunks and a tail,
+    /// in both row orders, with and without accumulation.
+    @Test(arguments: fusedTypes)
+    func fusedProductsMatchTheDequantizedReference(type: GGMLType) throws {
         #expect(unmask_quantized_supported(type.rawValue) == 1)
         var rng = SeededRandom(seed: 11)
-        // An odd number of 32-groups where the type allows it: the 64-byte VNNI loop has a tail.
-        let rows = 37, columns = type.blockSize == 256 ? 512 : 544, m = 6
+        let rows = 37, columns = type.blockSize == 256 ? 512 : 544
         let bytes = GGUFBuilder.randomBlocks(type, count: rows * columns / type.blockSize, using: &rng)
-        let x = rng.floats(m * columns), bias = rng.floats(rows)
-        // What the kernel multiplies by: x rounded to 8 bits per 16 values, plus the rounding of
-        // what that left.
-        var first = [unmask_q8_block](repeating: unmask_q8_block(), count: m * columns / 32), second = first
-        unmask_quantize_q8_residual(x, &first, &second, Int64(m * columns))
-        func values(_ blocks: [unmask_q8_block]) -> [Float] {
-            blocks.flatMap { block in
-                withUnsafeBytes(of: block.q) { q in (0..<32).map { i in (i < 16 ? block.d.0 : block.d.1) * Float(Int8(bitPattern: q[i])) } }
-            }
-        }
-        let once = values(first), rounded = zip(once, values(second)).map { $0 + $1 }
-        for half in 0..<(x.count / 16) {
-            let range = (16 * half)..<(16 * half + 16), step = x[range].map(abs).max()! / 127
-            for i in range {
-                #expect(abs(once[i] - x[i]) <= step / 2 * 1.0001)
-                #expect(abs(rounded[i] - x[i]) <= step / 127 / 2 * 1.01)
-            }
-        }
         let owner = FloatBuffer(count: 1)
         try bytes.withUnsafeBytes { raw in
             for order in [nil, GGUFCheckpoint.llamaRowOrder(rows: 36, heads: 3) + [36]] {
                 var dense = [Float](repeating: 0, count: rows * columns)
                 GGMLDequantize.rows(raw.baseAddress!, type: type, rowLength: columns, rowCount: rows, into: &dense, rowOrder: order)
                 let weight = LinearWeight(type: type, data: raw.baseAddress!, rows: rows, columns: columns, rowOrder: order, owner: owner)
-                let expected = Self.reference(rounded, rows: m, dense, outFeatures: rows, bias: bias)
-                var exact = [Float](repeating: 0, count: m * rows)
-                weight.integerRowLimit = 0
-                weight.forward(x, rows: m, bias: bias, out: &exact)
-                weight.integerRowLimit = m
-                var levels: [[Float]] = []
-                for level in 0...Int(unmask_best_kernel_level()) {
-                    unmask_set_kernel_level(Int32(level))
-                    defer { unmask_set_kernel_level(-1) }
-                    var out = [Float](repeating: 0, count: m * rows)
-                    weight.forward(x, rows: m, bias: bias, out: &out)
-                    Self.expectClose(out, expected, "\(type) \(String(cString: unmask_kernel_name(Int32(level))))\(order == nil ? "" : ", permuted rows")")
-                    levels.append(out)
+                weight.fusedRowLimit = 64
+                for m in [1, 2, 3, 4, 5, 7, 8, 9, 13, 17] {
+                    let x = rng.floats(m * columns), bias = rng.floats(rows)
+                    let expected = Self.reference(x, rows: m, dense, outFeatures: rows, bias: bias)
+                    for level in 0...Int(unmask_best_kernel_level()) {
+                        unmask_set_kernel_level(Int32(level))
+                        defer { unmask_set_kernel_level(-1) }
+                        let what = "\(type) \(String(cString: unmask_kernel_name(Int32(level)))), m = \(m)\(order == nil ? "" : ", permuted rows")"
+                        var out = [Float](repeating: 0, count: m * rows)
+                        weight.forward(x, rows: m, bias: bias, out: &out)
+                        Self.expectClose(out, expected, what)
+                        // accumulate adds to what `out` holds.
+                        weight.forward(x, rows: m, bias: nil, out: &out, accumulate: true)
+                        let sum = Self.reference(x, rows: m, dense, outFeatures: rows, bias: nil)
+                        Self.expectClose(out, (zip(expected.values, sum.values).map { $0 + $1 }, zip(expected.scale, sum.scale).map { $0 + $1 }), what + ", accumulate")
+                    }
                 }
-                // Rounding the activations moves each output by far less than its size.
-                for i in 0..<m {
-                    let got = Array(levels.last![(i * rows)..<((i + 1) * rows)]), float = Array(exact[(i * rows)..<((i + 1) * rows)])
-                    #expect(Compare.cosine(got, float) > 0.999, "\(type) row \(i): \(Compare.cosine(got, float))")
-                }
-                // accumulate adds to what `out` holds.
-                var doubled = levels.last!
-                weight.forward(x, rows: m, bias: nil, out: &doubled, accumulate: true)
-                let sum = Self.reference(rounded, rows: m, dense, outFeatures: rows, bias: nil)
-                Self.expectClose(doubled, (zip(levels.last!, sum.values).map { Double($0) + $1 }, sum.scale.map { $0 * 2 }), "\(type): accumulate")
             }
         }
     }
@@ -198,22 +172,22 @@ import UnmaskTestSupport
         func logits(_ model: DecoderModel) -> [Float] {
             model.logits(hidden: model.forward(batch, mode: .causal, workspace: workspace), rows: [4, 9]).flatMap { $0 }
         }
-        // Ten tokens through the 8-bit path: close, not equal.
+        // Both paths compute with the dequantized weights: the float32 load's values up to
+        // summation order. Ten tokens take the fused path, then the panels.
         let matrices = stored.weights.matrices
-        for matrix in matrices { matrix.integerRowLimit = 16 }
+        for limit in [16, 0] {
+            for matrix in matrices { matrix.fusedRowLimit = limit }
+            #expect(Compare.maxAbs(hidden(stored), hidden(float32)) < 1e-4, "fused rows up to \(limit)")
+            #expect(Compare.maxAbs(logits(stored), logits(float32)) < 1e-4, "fused rows up to \(limit)")
+        }
+        for matrix in matrices { matrix.fusedRowLimit = 16 }
         func expectNear(_ a: [Float], _ b: [Float], _ what: String) {
             let h = stored.config.hiddenSize
             for t in 0..<(a.count / h) {
                 let cosine = Compare.cosine(Array(a[(t * h)..<((t + 1) * h)]), Array(b[(t * h)..<((t + 1) * h)]))
-                #expect(cosine > 0.999, "\(what) token \(t): \(cosine)")
+                #expect(cosine > 0.99999, "\(what) token \(t): \(cosine)")
             }
         }
-        expectNear(hidden(stored), hidden(float32), "hidden")
-        // Panels: the float32 path's values.
-        for matrix in matrices { matrix.integerRowLimit = 0 }
-        #expect(Compare.maxAbs(hidden(stored), hidden(float32)) < 1e-4)
-        #expect(Compare.maxAbs(logits(stored), logits(float32)) < 1e-4)
-        for matrix in matrices { matrix.integerRowLimit = 16 }
 
         let adapter = try MergeTests().randomAdapter(for: checkpoint.config, seed: 9)
         try LoRAAdapter(directory: adapter).merge(into: stored.weights)
@@ -225,7 +199,7 @@ import UnmaskTestSupport
 
     /// A real 4-bit model: embeddings computed from the stored Q4_1 weights against the same
     /// weights dequantized to float32 at load, batched (panels: equal up to summation order) and
-    /// one text at a time ("x" and other texts of ≤ 4 tokens take the two-pass integer path).
+    /// one text at a time (every text here is short enough for the fused path).
     @Test(.enabled(if: InstalledModels.smollm2 != nil))
     func smolLM2InStoredPrecisionMatchesFloat32() throws {
         let path = try #require(InstalledModels.smollm2)

@@ -217,8 +217,7 @@ struct DecoderLayer {
     private func project(_ p: LoRAProjection, _ x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>,
                          accumulate: Bool = false, act a: LayerActivations, lora: LayerLoRA?) {
         let linear = weights.linear(p)
-        // A training forward (LoRA) is differentiated: its products stay in floating point.
-        linear.forward(x, rows: rows, out: out, accumulate: accumulate, integer: lora == nil)
+        linear.forward(x, rows: rows, out: out, accumulate: accumulate)
         guard let lora else { return }
         let pair = lora.parameters[index, p]
         Backward.loraBranchForward(x, rows: rows, inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,

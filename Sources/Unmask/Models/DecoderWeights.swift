@@ -7,10 +7,9 @@ public struct Linear: Sendable {
     public var outFeatures: Int { weight.rows }
     public var inFeatures: Int { weight.columns }
 
-    /// out[rows, out] (+)= x[rows, in] · Wᵀ + bias (+ the weight's unmerged adapters); `integer`
-    /// as in `LinearWeight.forward`.
-    func forward(_ x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>, accumulate: Bool = false, integer: Bool = true) {
-        weight.forward(x, rows: rows, bias: bias.map { UnsafePointer($0.pointer) }, out: out, accumulate: accumulate, integer: integer)
+    /// out[rows, out] (+)= x[rows, in] · Wᵀ + bias (+ the weight's unmerged adapters).
+    func forward(_ x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+        weight.forward(x, rows: rows, bias: bias.map { UnsafePointer($0.pointer) }, out: out, accumulate: accumulate)
     }
 }
 

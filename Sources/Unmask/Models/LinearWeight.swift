@@ -21,16 +21,17 @@ public struct UnmergedLoRA: Sendable {
 }
 
 /// A matrix [rows, columns] as linear layers and embedding lookups use it: float32, or in its
-/// stored format, never converted whole. A product with a stored matrix takes one of two paths:
-/// - many input rows (a batch of texts): one panel of rows at a time is converted into pooled
-///   scratch (about 4 MB) and multiplied by BLAS, at the float32 path's rate and accuracy (the
-///   panel holds exactly the values a full dequantization gives);
-/// - a few input rows (a short query), with a ggml block type: the input is quantized to 8 bits
-///   per 16 values, twice (its rounding, then what that rounding left), and multiplied with the
-///   stored blocks in integers (`UnmaskCKernels`), where converting the whole matrix would cost
-///   more than the product. One 8-bit pass, as llama.cpp's CPU backend takes, moved some of
-///   SmolLM2's short texts to cosine 0.84 of the float result (its outlier activations leave the
-///   rest of their group a few levels); with the second pass every text measured stays ≥ 0.999999.
+/// stored format, never converted whole. A product with a stored matrix takes one of two paths,
+/// both computing with exactly the dequantized weights and the float32 input:
+/// - a few input rows (a short query; up to `fusedRowLimit`), with a ggml block type: the fused
+///   kernels of `UnmaskCKernels` dequantize each group of 32 weights in registers and multiply it
+///   with every input row there, reading the matrix once at its stored size. Rounding the input
+///   to 8 bits instead, as llama.cpp's CPU backend does, moved some of SmolLM2's short texts to
+///   cosine 0.84 of the float result (outlier activations leave the rest of their group a few
+///   levels), so the input is never rounded;
+/// - many input rows (a batch of texts), or a type without a fused kernel (F16, BF16, Q2_K,
+///   Q3_K): one panel of rows at a time is converted into pooled scratch (about 4 MB) and
+///   multiplied by BLAS, at the float32 path's rate.
 ///
 /// Adapters on a stored matrix stay unmerged (`UnmergedLoRA`): merging would mean requantizing.
 public final class LinearWeight: @unchecked Sendable {
@@ -52,12 +53,12 @@ public final class LinearWeight: @unchecked Sendable {
     static let defaultPanelBytes = 4 << 20
     /// `defaultPanelBytes`, smaller in tests that cross panel boundaries on small matrices.
     var panelBytes = LinearWeight.defaultPanelBytes
-    /// Products with at most this many input rows use the integer path when the type has one:
-    /// `UNMASK_INTEGER_ROWS` (0 turns it off), else 4, below which it beats the panels on
-    /// SmolLM2 (on an 8B model the crossover lies higher; BENCHMARKS.md).
-    public static let defaultIntegerRowLimit = ProcessInfo.processInfo.environment["UNMASK_INTEGER_ROWS"].flatMap(Int.init) ?? 4
-    /// `defaultIntegerRowLimit`; tests and benchmarks set it to force one path.
-    public var integerRowLimit = LinearWeight.defaultIntegerRowLimit
+    /// Products with at most this many input rows take the fused path when the type has one:
+    /// `UNMASK_FUSED_ROWS` (0 turns it off), else 16, up to which it beats the panels on SmolLM2
+    /// (BENCHMARKS.md).
+    public static let defaultFusedRowLimit = ProcessInfo.processInfo.environment["UNMASK_FUSED_ROWS"].flatMap(Int.init) ?? 16
+    /// `defaultFusedRowLimit`; tests and benchmarks set it to force one path.
+    public var fusedRowLimit = LinearWeight.defaultFusedRowLimit
 
     public init(_ tensor: WeightTensor) {
         precondition(tensor.shape.count == 2, "a matrix needs two dimensions, got \(tensor.shape)")
@@ -104,17 +105,15 @@ public final class LinearWeight: @unchecked Sendable {
     // MARK: Products
 
     /// out[m, rows] (+)= x[m, columns] · Wᵀ + bias + Σ adapters: a PyTorch `nn.Linear`.
-    /// `integer: false` keeps few-row products off the 8-bit path: training differentiates the
-    /// product it computes, and a product of rounded inputs has no useful gradient.
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>,
-                        accumulate: Bool = false, integer: Bool = true) {
+                        accumulate: Bool = false) {
         let n = rows, k = columns
         switch storage {
         case let .float32(w):
             Kernels.linear(x, rows: m, inFeatures: k, weight: w.pointer, outFeatures: n, bias: bias, out: out, accumulate: accumulate)
         case let .stored(type, data, rowOrder, _):
-            if integer && m <= integerRowLimit && unmask_quantized_supported(type.rawValue) != 0 {
-                integerForward(x, rows: m, type: type, data: data, rowOrder: rowOrder, out: out, accumulate: accumulate)
+            if m <= fusedRowLimit && unmask_quantized_supported(type.rawValue) != 0 {
+                fusedForward(x, rows: m, type: type, data: data, rowOrder: rowOrder, out: out, accumulate: accumulate)
             } else {
                 forEachPanel { range, panel in
                     BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: range.count, k: k, a: x, lda: k, b: panel, ldb: k,
@@ -132,32 +131,27 @@ public final class LinearWeight: @unchecked Sendable {
         }
     }
 
-    /// out (+)= x·Wᵀ with W's blocks read as stored and x as two 8-bit passes (its rounding and
-    /// what that rounding left, `unmask_quantize_q8_residual`): 2m integer rows, summed in pairs.
-    private func integerForward(_ x: UnsafePointer<Float>, rows m: Int, type: GGMLType, data: UnsafeRawPointer, rowOrder: [Int]?,
-                                out: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let n = rows, k = columns, groups = k / 32
-        let blocks = UnsafeMutablePointer<unmask_q8_block>.allocate(capacity: 2 * m * groups)
-        defer { blocks.deallocate() }
-        for i in 0..<m { unmask_quantize_q8_residual(x + i * k, blocks + i * groups, blocks + (m + i) * groups, Int64(k)) }
-        ScratchPool.shared.with(count: 2 * m * n) { products in
-            func run(_ order: UnsafePointer<Int64>?) {
-                // Whole rows per worker, at least 16: each call unpacks its rows once.
-                Parallel.chunks(n, minimumPerChunk: 16) { _, range in
-                    unmask_quantized_matmul(type.rawValue, data, Int64(rowBytes(type)), order, Int64(range.lowerBound), Int64(range.upperBound),
-                                            Int64(k), blocks, Int64(2 * m), products + range.lowerBound, Int64(n))
-                }
+    /// out (+)= x·Wᵀ computed from W's blocks as stored (`unmask_quantized_matmul`: each group of
+    /// 32 weights dequantized in registers), whole rows per worker.
+    private func fusedForward(_ x: UnsafePointer<Float>, rows m: Int, type: GGMLType, data: UnsafeRawPointer, rowOrder: [Int]?,
+                              out: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let n = rows, k = columns
+        func run(_ order: UnsafePointer<Int64>?) {
+            Parallel.chunks(n, minimumPerChunk: max(16, Self.fusedWorkPerChunk / max(1, k * m))) { _, range in
+                unmask_quantized_matmul(type.rawValue, data, Int64(rowBytes(type)), order, Int64(range.lowerBound), Int64(range.upperBound),
+                                        Int64(k), x, Int64(m), out + range.lowerBound, Int64(n), accumulate ? 1 : 0)
             }
-            if let rowOrder {
-                rowOrder.withUnsafeBufferPointer { $0.withMemoryRebound(to: Int64.self) { run($0.baseAddress) } }
-            } else {
-                run(nil)
-            }
-            if !accumulate { out.update(repeating: 0, count: m * n) }
-            Kernels.addInPlace(out, products, count: m * n)
-            Kernels.addInPlace(out, products + m * n, count: m * n)
+        }
+        if let rowOrder {
+            rowOrder.withUnsafeBufferPointer { $0.withMemoryRebound(to: Int64.self) { run($0.baseAddress) } }
+        } else {
+            run(nil)
         }
     }
+
+    /// Multiply-adds a worker of a fused product gets at least: below, a thread hop costs more
+    /// than it saves.
+    static let fusedWorkPerChunk = 1 << 18
 
     /// dInput[m, columns] (+)= dOut[m, rows] · W (adapters included): the input gradient of `forward`.
     public func backwardInput(_ dOut: UnsafePointer<Float>, rows m: Int, dInput: UnsafeMutablePointer<Float>, accumulate: Bool = false) {

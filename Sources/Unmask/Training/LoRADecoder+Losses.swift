@@ -24,7 +24,7 @@ extension LoRADecoder {
         let selected = FloatBuffer(count: targets.count * h)
         for (j, t) in targets.enumerated() { (selected.pointer + j * h).update(from: tape.output.pointer + t.outputRow * h, count: h) }
         let logits = FloatBuffer(count: targets.count * vocabulary)
-        lmHead.forward(selected.pointer, rows: targets.count, bias: nil, out: logits.pointer, integer: false)
+        lmHead.forward(selected.pointer, rows: targets.count, bias: nil, out: logits.pointer)
         return (selected, logits, vocabulary)
     }
 
