@@ -151,7 +151,7 @@ public final class LinearWeight: @unchecked Sendable {
 
     /// Multiply-adds a worker of a fused product gets at least: below, a thread hop costs more
     /// than it saves.
-    static let fusedWorkPerChunk = 1 << 18
+    static let fusedWorkPerChunk = 1 << 20
 
     /// dInput[m, columns] (+)= dOut[m, rows] · W (adapters included): the input gradient of `forward`.
     public func backwardInput(_ dOut: UnsafePointer<Float>, rows m: Int, dInput: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
