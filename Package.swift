@@ -4,7 +4,7 @@ import PackageDescription
 // Kernels run hot loops over raw pointers across threads; Swift 5 mode keeps them free of
 // Sendable ceremony. Everything above the kernels is checked in Swift 6 mode. No unsafe flags:
 // a package that sets them cannot be depended on by version. Instructions beyond the baseline
-// (AVX2, AVX-512 VNNI) live in UnmaskCKernels, in functions with their own target attributes,
+// (AVX2, AVX-512) live in UnmaskCKernels, in functions with their own target attributes,
 // chosen at run time.
 let kernelSettings: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 

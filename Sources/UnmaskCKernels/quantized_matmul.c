@@ -149,14 +149,15 @@ static void row_reference(uint32_t type, const uint8_t *row, int64_t groups, con
 #define TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
 
-/// Group g's 32 integers as two vectors of 16 bytes (lo: values 0-15, hi: 16-31, one half each)
-/// and each half's scale and offset. `sign` is set when the bytes are signed (Q8_0).
-#define DEFINE_GROUP_BYTES(TARGET, suffix)                                                            \
+/// Group g's 32 integers as two vectors of 16 bytes (lo: values 0-15, hi: 16-31, one half each;
+/// signed for Q8_0) and each half's scale and offset.
+#define DEFINE_HALF(TARGET, suffix)                                                                   \
     TARGET ALWAYS_INLINE float half_##suffix(const uint8_t *p) {                                      \
         uint16_t h;                                                                                   \
         memcpy(&h, p, 2);                                                                             \
         return _cvtsh_ss(h);                                                                          \
-    }                                                                                                 \
+    }
+#define DEFINE_GROUP_BYTES(TARGET, suffix)                                                            \
     TARGET ALWAYS_INLINE void group_##suffix(uint32_t type, const uint8_t *row, int64_t g, __m128i *lo, __m128i *hi, \
                                              float a[2], float b[2]) {                                \
         const uint8_t *p;                                                                             \
@@ -233,12 +234,9 @@ TARGET_AVX2 ALWAYS_INLINE __m256i fifth_bits_avx2(uint32_t bits) {
     return _mm256_and_si256(set, _mm256_set1_epi8(16));
 }
 
-TARGET_AVX512 ALWAYS_INLINE __m256i fifth_bits_avx512(uint32_t bits) {
-    return _mm256_maskz_mov_epi8((__mmask32)bits, _mm256_set1_epi8(16));
-}
-
+DEFINE_HALF(TARGET_AVX2, avx2)
+DEFINE_HALF(TARGET_AVX512, avx512)
 DEFINE_GROUP_BYTES(TARGET_AVX2, avx2)
-DEFINE_GROUP_BYTES(TARGET_AVX512, avx512)
 
 // MARK: AVX2
 //
@@ -335,16 +333,12 @@ TARGET_AVX512 ALWAYS_INLINE void weights_avx512(uint32_t type, const uint8_t *ro
         __m128 scales = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load_u32(p)));
         a0 = a1 = _mm512_broadcastss_ps(scales);
         b0 = b1 = minimum ? _mm512_broadcastss_ps(_mm_movehdup_ps(scales)) : _mm512_mul_ps(a0, _mm512_set1_ps(five ? -16 : -8));
-    } else {
-        __m128i lo, hi;
-        float a[2], b[2];
-        group_avx512(type, row, g, &lo, &hi, a, b);
-        q0 = type == Q8_0 ? _mm512_cvtepi8_epi32(lo) : _mm512_cvtepu8_epi32(lo);
-        q1 = type == Q8_0 ? _mm512_cvtepi8_epi32(hi) : _mm512_cvtepu8_epi32(hi);
-        a0 = _mm512_set1_ps(a[0]);
-        b0 = _mm512_set1_ps(b[0]);
-        a1 = _mm512_set1_ps(a[1]);
-        b1 = _mm512_set1_ps(b[1]);
+    } else {  // Q8_0 (the K-quants go a super-block at a time, in chunk_avx512)
+        const uint8_t *p = row + 34 * g;
+        q0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 2)));
+        q1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 18)));
+        a0 = a1 = _mm512_set1_ps(half_avx512(p));
+        b0 = b1 = _mm512_setzero_ps();
     }
     *w0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q0), a0, b0);
     *w1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q1), a1, b1);
