@@ -14,7 +14,7 @@
 /// Loops over a constant count of registers: unrolled, or the registers become stack slots.
 #define UNROLL _Pragma("clang loop unroll(full)")
 
-// ggml type numbers (GGUF) and their block bytes.
+// The ggml type numbers (as GGUF stores them) that have fused kernels.
 enum { Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14 };
 
 // MARK: Scalars
