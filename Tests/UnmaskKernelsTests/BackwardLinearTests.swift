@@ -38,7 +38,9 @@ import UnmaskTestSupport
         let a = rng.floats(c.rank * c.k), b = rng.floats(c.n * c.rank), r = rng.floats(c.rows * c.n)
         func forward(_ x: [Float], _ a: [Float], _ b: [Float], xA: inout [Float]) -> [Float] {
             var out = [Float](repeating: 0, count: c.rows * c.n)
-            Backward.loraForward(x, rows: c.rows, inFeatures: c.k, weight: w, outFeatures: c.n, bias: bias,
+            // The frozen layer, then the adapter's branch added to it.
+            Kernels.linear(x, rows: c.rows, inFeatures: c.k, weight: w, outFeatures: c.n, bias: bias, out: &out)
+            Backward.loraForward(x, rows: c.rows, inFeatures: c.k, outFeatures: c.n,
                                  loraA: a, loraB: b, rank: c.rank, scaling: c.scaling, xA: &xA, out: &out)
             return out
         }
@@ -56,9 +58,11 @@ import UnmaskTestSupport
 
         var dA = [Float](repeating: 0, count: c.rank * c.k), dB = [Float](repeating: 0, count: c.n * c.rank)
         var dx = [Float](repeating: 0, count: c.rows * c.k), scratch = [Float](repeating: 0, count: c.rows * c.rank)
+        // The branch writes its part of dx, the frozen weight's is added to it.
         Backward.lora(dOut: r, input: x, xA: xA, rows: c.rows, inFeatures: c.k, outFeatures: c.n,
-                      weight: w, loraA: a, loraB: b, rank: c.rank, scaling: c.scaling,
+                      loraA: a, loraB: b, rank: c.rank, scaling: c.scaling,
                       dA: &dA, dB: &dB, dInput: &dx, scratch: &scratch)
+        Backward.linear(dOut: r, rows: c.rows, outFeatures: c.n, weight: w, inFeatures: c.k, dInput: &dx, accumulate: true)
         let h = GradientCheck.floatStep
         #expect(GradientCheck.relativeError(dA, GradientCheck.numeric(a, step: h) { loss(x, $0, b) }) < GradientCheck.tolerance)
         #expect(GradientCheck.relativeError(dB, GradientCheck.numeric(b, step: h) { loss(x, a, $0) }) < GradientCheck.tolerance)
@@ -68,9 +72,10 @@ import UnmaskTestSupport
         let startA = rng.floats(dA.count), startB = rng.floats(dB.count), startX = rng.floats(dx.count)
         var accA = startA, accB = startB, accX = startX
         Backward.lora(dOut: r, input: x, xA: xA, rows: c.rows, inFeatures: c.k, outFeatures: c.n,
-                      weight: w, loraA: a, loraB: b, rank: c.rank, scaling: c.scaling,
+                      loraA: a, loraB: b, rank: c.rank, scaling: c.scaling,
                       dA: &accA, dB: &accB, dInput: &accX, scratch: &scratch,
                       accumulateParameters: true, accumulateInput: true)
+        Backward.linear(dOut: r, rows: c.rows, outFeatures: c.n, weight: w, inFeatures: c.k, dInput: &accX, accumulate: true)
         #expect(Compare.maxAbs(accA, zip(startA, dA).map(+)) < 1e-5)
         #expect(Compare.maxAbs(accB, zip(startB, dB).map(+)) < 1e-5)
         #expect(Compare.maxAbs(accX, zip(startX, dx).map(+)) < 1e-5)
@@ -83,9 +88,10 @@ import UnmaskTestSupport
         let x = rng.floats(rows * k), w = rng.floats(n * k), a = rng.floats(rank * k), r = rng.floats(rows * n)
         let b = [Float](repeating: 0, count: n * rank)
         var xA = [Float](repeating: 0, count: rows * rank), out = [Float](repeating: 0, count: rows * n)
-        Backward.loraForward(x, rows: rows, inFeatures: k, weight: w, outFeatures: n, bias: nil, loraA: a, loraB: b, rank: rank, scaling: 2, xA: &xA, out: &out)
+        Kernels.linear(x, rows: rows, inFeatures: k, weight: w, outFeatures: n, bias: nil, out: &out)
+        Backward.loraForward(x, rows: rows, inFeatures: k, outFeatures: n, loraA: a, loraB: b, rank: rank, scaling: 2, xA: &xA, out: &out)
         var dA = [Float](repeating: 1, count: rank * k), dB = [Float](repeating: 0, count: n * rank), scratch = [Float](repeating: 0, count: rows * rank)
-        Backward.lora(dOut: r, input: x, xA: xA, rows: rows, inFeatures: k, outFeatures: n, weight: w, loraA: a, loraB: b, rank: rank, scaling: 2,
+        Backward.lora(dOut: r, input: x, xA: xA, rows: rows, inFeatures: k, outFeatures: n, loraA: a, loraB: b, rank: rank, scaling: 2,
                       dA: &dA, dB: &dB, dInput: nil, scratch: &scratch)
         #expect(dA.allSatisfy { $0 == 0 })
         #expect(dB.contains { $0 != 0 })

@@ -80,7 +80,8 @@ import UnmaskTestSupport
         var dropped = [Float](repeating: 0, count: rows * k)
         func forward(_ x: [Float], _ a: [Float], _ b: [Float]) -> [Float] {
             var out = [Float](repeating: 0, count: rows * n), xA = [Float](repeating: 0, count: rows * rank)
-            Backward.loraForward(x, rows: rows, inFeatures: k, weight: w, outFeatures: n, bias: nil, loraA: a, loraB: b, rank: rank,
+            Kernels.linear(x, rows: rows, inFeatures: k, weight: w, outFeatures: n, bias: nil, out: &out)
+            Backward.loraForward(x, rows: rows, inFeatures: k, outFeatures: n, loraA: a, loraB: b, rank: rank,
                                  scaling: scaling, xA: &xA, out: &out, dropout: dropout, droppedInput: &dropped)
             return out
         }
@@ -92,12 +93,14 @@ import UnmaskTestSupport
         #expect(Compare.maxAbs(forward(x, a, b), zip(base, delta).map { $0 + scaling * $1 }) < 1e-4)
 
         var xA = [Float](repeating: 0, count: rows * rank), out = [Float](repeating: 0, count: rows * n)
-        Backward.loraForward(x, rows: rows, inFeatures: k, weight: w, outFeatures: n, bias: nil, loraA: a, loraB: b, rank: rank,
+        Kernels.linear(x, rows: rows, inFeatures: k, weight: w, outFeatures: n, bias: nil, out: &out)
+        Backward.loraForward(x, rows: rows, inFeatures: k, outFeatures: n, loraA: a, loraB: b, rank: rank,
                              scaling: scaling, xA: &xA, out: &out, dropout: dropout, droppedInput: &dropped)
         var dA = [Float](repeating: 0, count: a.count), dB = [Float](repeating: 0, count: b.count), dx = [Float](repeating: 0, count: x.count)
         var scratch = [Float](repeating: 0, count: rows * rank)
-        Backward.lora(dOut: r, input: x, xA: xA, rows: rows, inFeatures: k, outFeatures: n, weight: w, loraA: a, loraB: b, rank: rank,
+        Backward.lora(dOut: r, input: x, xA: xA, rows: rows, inFeatures: k, outFeatures: n, loraA: a, loraB: b, rank: rank,
                       scaling: scaling, dA: &dA, dB: &dB, dInput: &dx, scratch: &scratch, dropout: dropout, droppedInput: &dropped)
+        Backward.linear(dOut: r, rows: rows, outFeatures: n, weight: w, inFeatures: k, dInput: &dx, accumulate: true)
         let h = GradientCheck.floatStep
         #expect(GradientCheck.relativeError(dA, GradientCheck.numeric(a, step: h) { GradientCheck.dot(forward(x, $0, b), r) }) < GradientCheck.tolerance)
         #expect(GradientCheck.relativeError(dB, GradientCheck.numeric(b, step: h) { GradientCheck.dot(forward(x, a, $0), r) }) < GradientCheck.tolerance)

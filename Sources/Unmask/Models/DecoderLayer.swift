@@ -220,10 +220,10 @@ struct DecoderLayer {
         linear.forward(x, rows: rows, out: out, accumulate: accumulate)
         guard let lora else { return }
         let pair = lora.parameters[index, p]
-        Backward.loraBranchForward(x, rows: rows, inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
-                                   loraA: pair.a.pointer, loraB: pair.b.pointer, rank: pair.rank, scaling: lora.scaling,
-                                   xA: a.xA[p.rawValue].pointer, out: out,
-                                   dropout: lora.dropout?.lora(layer: index, projection: p), droppedInput: a.droppedInput?.pointer)
+        Backward.loraForward(x, rows: rows, inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
+                             loraA: pair.a.pointer, loraB: pair.b.pointer, rank: pair.rank, scaling: lora.scaling,
+                             xA: a.xA[p.rawValue].pointer, out: out,
+                             dropout: lora.dropout?.lora(layer: index, projection: p), droppedInput: a.droppedInput?.pointer)
     }
 
     // MARK: Backward
@@ -289,7 +289,7 @@ struct DecoderLayer {
         // The frozen weight's part (in its stored format, with any unmerged adapters), then the trained pair's.
         linear.weight.backwardInput(dOut, rows: a.tokens, dInput: dInput, accumulate: accumulateInput)
         Backward.lora(dOut: dOut, input: x, xA: a.xA[p.rawValue].pointer, rows: a.tokens, inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
-                      weight: nil, loraA: pair.a.pointer, loraB: pair.b.pointer, rank: pair.rank, scaling: lora.scaling,
+                      loraA: pair.a.pointer, loraB: pair.b.pointer, rank: pair.rank, scaling: lora.scaling,
                       dA: d.a.pointer, dB: d.b.pointer, dInput: dInput, scratch: g.dXA.pointer,
                       accumulateParameters: true, accumulateInput: true,
                       dropout: lora.dropout?.lora(layer: index, projection: p), droppedInput: a.droppedInput?.pointer)

@@ -4,8 +4,8 @@ import UnmaskKernels
 
 /// How a model's matrices are held while it computes.
 public enum WeightPrecision: String, Sendable, CaseIterable {
-    /// Matrices stay in the format the checkpoint stores them in (F16, BF16, ggml block quants),
-    /// converted panel by panel inside each product: the model takes its file's size in memory.
+    /// Matrices stay in the format the checkpoint stores them in (F16, BF16, ggml block quants)
+    /// and products compute from them (see `LinearWeight`): the model takes its file's size in memory.
     case auto
     /// Every matrix converted to float32 at load (4 bytes a weight): the reference path.
     case float32 = "f32"

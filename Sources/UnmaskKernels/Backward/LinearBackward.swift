@@ -26,27 +26,14 @@ extension Backward {
         }
     }
 
-    /// out[rows, out] = x·Wᵀ + bias + scaling·(x·Aᵀ)·Bᵀ with A [rank, in], B [out, rank] (PEFT's
-    /// lora_A / lora_B; scaling = alpha / rank). Keeps xA[rows, rank] = x·Aᵀ, which the backward
-    /// needs and which costs rank/in of storing x again.
+    /// out[rows, out] += scaling·(x·Aᵀ)·Bᵀ with A [rank, in], B [out, rank] (PEFT's lora_A /
+    /// lora_B; scaling = alpha / rank): the adapter's branch, added to the frozen layer's product
+    /// the caller computed (`Kernels.linear`, or a weight in its stored format). Keeps
+    /// xA[rows, rank] = x·Aᵀ, which the backward needs and which costs rank/in of storing x again.
     ///
     /// `dropout` is PEFT's lora_dropout: only the LoRA branch sees the dropped input
     /// (x ⊙ M, element (row, i) at mask index row·in + i), built in `droppedInput` [rows, in].
     public static func loraForward(
-        _ x: UnsafePointer<Float>, rows: Int, inFeatures k: Int,
-        weight: UnsafePointer<Float>, outFeatures n: Int, bias: UnsafePointer<Float>?,
-        loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>, rank r: Int, scaling: Float,
-        xA: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
-        dropout: Dropout? = nil, droppedInput: UnsafeMutablePointer<Float>? = nil
-    ) {
-        Kernels.linear(x, rows: rows, inFeatures: k, weight: weight, outFeatures: n, bias: bias, out: out)
-        loraBranchForward(x, rows: rows, inFeatures: k, outFeatures: n, loraA: loraA, loraB: loraB, rank: r, scaling: scaling,
-                          xA: xA, out: out, dropout: dropout, droppedInput: droppedInput)
-    }
-
-    /// out[rows, out] += scaling·(drop(x)·Aᵀ)·Bᵀ, keeping xA: the LoRA half of `loraForward`, for
-    /// a base product computed elsewhere (a weight in its stored format).
-    public static func loraBranchForward(
         _ x: UnsafePointer<Float>, rows: Int, inFeatures k: Int, outFeatures n: Int,
         loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>, rank r: Int, scaling: Float,
         xA: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
@@ -58,18 +45,17 @@ extension Backward {
                    a: xA, lda: r, b: loraB, ldb: r, beta: 1, c: out, ldc: n)
     }
 
-    /// Backward of `loraForward` with W frozen:
-    /// dB[out, rank] (+)= s·dOutᵀ·xA; dA[rank, in] (+)= (s·dOut·B)ᵀ·x; dInput[rows, in] (+)= dOut·W + (s·dOut·B)·A.
-    /// `scratch` holds rows·rank floats (the gradient of xA). `dInput` is nil for a layer whose
-    /// input needs no gradient. Parameter and input accumulation are separate: the first follows
-    /// micro-batches, the second the graph. With the forward's `dropout`, A sees x ⊙ M and the LoRA
-    /// branch's input gradient is masked the same way; `droppedInput` is [rows, in] scratch.
-    /// With `weight` nil, dInput (+)= only the LoRA branch's part: the caller computes dOut·W
-    /// (for a weight in its stored format).
+    /// Backward of `loraForward`: dB[out, rank] (+)= s·dOutᵀ·xA; dA[rank, in] (+)= (s·dOut·B)ᵀ·x;
+    /// dInput[rows, in] (+)= (s·dOut·B)·A, the branch's part (the frozen weight's, dOut·W, is the
+    /// caller's: `Backward.linear` or the stored weight's own). `scratch` holds rows·rank floats
+    /// (the gradient of xA). `dInput` is nil for a layer whose input needs no gradient. Parameter
+    /// and input accumulation are separate: the first follows micro-batches, the second the graph.
+    /// With the forward's `dropout`, A sees x ⊙ M and the branch's input gradient is masked the
+    /// same way; `droppedInput` is [rows, in] scratch.
     public static func lora(
         dOut: UnsafePointer<Float>, input x: UnsafePointer<Float>, xA: UnsafePointer<Float>,
         rows: Int, inFeatures k: Int, outFeatures n: Int,
-        weight: UnsafePointer<Float>?, loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>, rank r: Int, scaling: Float,
+        loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>, rank r: Int, scaling: Float,
         dA: UnsafeMutablePointer<Float>, dB: UnsafeMutablePointer<Float>,
         dInput: UnsafeMutablePointer<Float>?, scratch dXA: UnsafeMutablePointer<Float>,
         accumulateParameters: Bool = false, accumulateInput: Bool = false,
@@ -84,18 +70,14 @@ extension Backward {
                    a: dXA, lda: r, b: loraInput(x, count: rows * k, dropout: dropout, droppedInput: droppedInput), ldb: k,
                    beta: betaParameters, c: dA, ldc: k)
         guard let dInput else { return }
-        if let weight {
-            linear(dOut: dOut, rows: rows, outFeatures: n, weight: weight, inFeatures: k, dInput: dInput, accumulate: accumulateInput)
-        }
-        let addsToInput = weight != nil || accumulateInput
         guard let dropout, let droppedInput else {
             BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: k, k: r,
-                       a: dXA, lda: r, b: loraA, ldb: k, beta: addsToInput ? 1 : 0, c: dInput, ldc: k)
+                       a: dXA, lda: r, b: loraA, ldb: k, beta: accumulateInput ? 1 : 0, c: dInput, ldc: k)
             return
         }
         BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: k, k: r,
                    a: dXA, lda: r, b: loraA, ldb: k, c: droppedInput, ldc: k)
-        if addsToInput {
+        if accumulateInput {
             for i in 0..<(rows * k) { dInput[i] += droppedInput[i] * dropout.factor(i) }
         } else {
             for i in 0..<(rows * k) { dInput[i] = droppedInput[i] * dropout.factor(i) }
