@@ -10,8 +10,10 @@ import Glibc
 /// Speed and memory of the encoder's hot paths, printed as a Markdown table for BENCHMARKS.md.
 /// Usage: unmask-bench [--model PATH|NAME] [--weight-precision auto|f32] [--fused-rows N] [--batch 32] [--length 128] [--repeats 3] [--tokenizer DIR] [--text FILE]
 ///                     [--search yes [--rows 1000000] [--dimension 576] [--queries 100] [--k 10]]
+///                     [--fused-kernel yes [--kernel-rows 1536] [--kernel-columns 512]]
 ///                     [--train yes [--train-batch 8] [--train-length 128] [--simcse-batch 32] [--simcse-length 64] [--train-steps 3]]
-/// Without --model the weights are random with SmolLM2-135M's shapes. With --train, only the
+/// Without --model the weights are random with SmolLM2-135M's shapes. With --search or
+/// --fused-kernel, only that is measured (SearchBench, FusedKernelBench). With --train, only the
 /// training steps are measured (see TrainingBench).
 @main
 struct Bench {
@@ -24,8 +26,8 @@ struct Bench {
         rows.append(("cores", "\(Parallel.coreCount)"))
         rows.append(("fused kernels", String(cString: unmask_kernel_name(unmask_kernel_level()))))
 
-        if arguments.string("--search") != nil {
-            rows += try SearchBench.rows(arguments: arguments)
+        if arguments.string("--search") != nil || arguments.string("--fused-kernel") != nil {
+            rows += arguments.string("--search") != nil ? try SearchBench.rows(arguments: arguments) : FusedKernelBench.rows(arguments: arguments)
             print("| measure | value |\n|---|---|")
             for (name, value) in rows { print("| \(name) | \(value) |") }
             return

@@ -1,0 +1,47 @@
+import Foundation
+import Unmask
+import UnmaskCKernels
+import UnmaskKernels
+
+/// `unmask-bench --fused-kernel yes [--kernel-rows 1536] [--kernel-columns 512]`: the fused
+/// quantized-product kernels alone, one thread, every variant this CPU has, for each type at 1 and
+/// 8 input rows. A matrix small enough to stay in cache (1536 × 512 Q4_1 is 0.5 MB), so the figure
+/// is the kernel's arithmetic, not memory bandwidth. Weights are random bytes: the timing does not
+/// depend on their values.
+enum FusedKernelBench {
+    static let types: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+
+    static func rows(arguments: Arguments) -> [(String, String)] {
+        let rows = arguments.int("--kernel-rows", 1536), columns = arguments.int("--kernel-columns", 512)
+        var generator = SplitMix64(seed: 3)
+        var out: [(String, String)] = [("fused kernel matrix", "\(rows) × \(columns), one thread, best of 5 × 100 products")]
+        let x = (0..<(8 * columns)).map { _ in Float(generator.unit()) - 0.5 }
+        var result = [Float](repeating: 0, count: 8 * rows)
+        for type in types where columns % type.blockSize == 0 {
+            let rowBytes = columns / type.blockSize * type.bytesPerBlock
+            let weights = (0..<(rows * rowBytes)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+            var cells: [String] = []
+            for level in 0...Int(unmask_best_kernel_level()) {
+                unmask_set_kernel_level(Int32(level))
+                defer { unmask_set_kernel_level(-1) }
+                let rates = [1, 8].map { m in
+                    var best = Double.infinity
+                    weights.withUnsafeBytes { w in
+                        for _ in 0..<5 {
+                            let start = DispatchTime.now().uptimeNanoseconds
+                            for _ in 0..<100 {
+                                unmask_quantized_matmul(type.rawValue, w.baseAddress, Int64(rowBytes), nil, 0, Int64(rows), Int64(columns),
+                                                        x, Int64(m), &result, Int64(rows), 0)
+                            }
+                            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / 100)
+                        }
+                    }
+                    return Double(rows * columns * m) / best / 1e9
+                }
+                cells.append(String(format: "%@ %.1f / %.1f", String(cString: unmask_kernel_name(Int32(level))), rates[0], rates[1]))
+            }
+            out.append(("\(type) GMAC/s at 1 / 8 rows", cells.joined(separator: "; ")))
+        }
+        return out
+    }
+}
