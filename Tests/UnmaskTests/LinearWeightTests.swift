@@ -197,6 +197,23 @@ import UnmaskTestSupport
         expectNear(hidden(stored), hidden(float32), "hidden with an adapter")
     }
 
+    /// Half-precision safetensors fixtures (BF16, and F16 in shards) kept as stored: their
+    /// matrices stay BF16/F16 and their embeddings equal the float32 load's up to summation order,
+    /// batched and one text at a time.
+    @Test(arguments: [("llama2-bf16", GGMLType.bf16), ("qwen3-tiny-bf16", .bf16), ("mistral-f16-sharded", .f16)])
+    func halfPrecisionSafetensorsMatchTheirFloat32Load(fixture: String, stored: GGMLType) throws {
+        let path = Fixtures.path("models", fixture)
+        let texts = ["The cat sat on the mat.", "Stocks fell sharply on Monday after the report.", "x"].map { EncoderInput($0) }
+        let float32 = try Encoder(modelPath: path, precision: .float32)
+        let auto = try Encoder(modelPath: path, precision: .auto)
+        #expect(auto.model.weights.layers[0].qProj.weight.type == stored && auto.model.weights.embedTokens.type == stored)
+        #expect(float32.model.weights.layers[0].qProj.weight.float32 != nil)
+        let expected = try float32.encode(texts)
+        for (a, f) in zip(try auto.encode(texts), expected) { #expect(Compare.cosine(a, f) > 0.99999, "\(fixture) batched") }
+        let single = try Encoder(modelPath: path, precision: .auto) { $0.batchSize = 1 }
+        for (a, f) in zip(try single.encode(texts), expected) { #expect(Compare.cosine(a, f) > 0.99999, "\(fixture) one at a time") }
+    }
+
     /// A real 4-bit model: embeddings computed from the stored Q4_1 weights against the same
     /// weights dequantized to float32 at load, batched (panels: equal up to summation order) and
     /// one text at a time (every text here is short enough for the fused path).
