@@ -1,4 +1,9 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import UnmaskKernels
 
 /// Where the committed fixtures live, found from this file's path so tests run from any folder.
@@ -15,11 +20,42 @@ public enum Fixtures {
         return try JSONSerialization.jsonObject(with: Data(contentsOf: url))
     }
 
-    /// A fresh empty folder under the system temporary directory.
+    /// A fresh empty folder inside this test process's scratch root, which goes when the process exits.
     public static func temporaryDirectory(_ name: String = "unmask-test") throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)")
+        let url = ScratchRoot.url.appendingPathComponent("\(name)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
+    }
+}
+
+/// One folder per test process under the system temporary directory, `unmask-tests-<pid>`.
+///
+/// Test runs write thousands of small models, checkpoints and corpora; without this every run
+/// left them all behind (tens of gigabytes after a few days of development). The root is removed
+/// at normal exit, and roots of processes that are gone (a run killed mid-way) are removed when
+/// the next run starts.
+enum ScratchRoot {
+    static let prefix = "unmask-tests-"
+
+    static let url: URL = {
+        let temporary = FileManager.default.temporaryDirectory
+        removeAbandoned(in: temporary)
+        let root = temporary.appendingPathComponent("\(prefix)\(getpid())")
+        try? FileManager.default.removeItem(at: root)
+        try? FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(at: ScratchRoot.url) }
+        return root
+    }()
+
+    private static func removeAbandoned(in temporary: URL) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? []
+        for name in names where name.hasPrefix(prefix) {
+            guard let pid = pid_t(name.dropFirst(prefix.count)), pid != getpid() else { continue }
+            // kill(pid, 0) fails with ESRCH only when no such process exists.
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(at: temporary.appendingPathComponent(name))
+            }
+        }
     }
 }
 

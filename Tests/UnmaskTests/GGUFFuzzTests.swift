@@ -30,9 +30,8 @@ import UnmaskTestSupport
 
     /// The offset of the data section: mutations mostly hit the header before it.
     static func headerSize(_ data: Data) -> Int {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("unmask-gguf-fuzz-probe-\(UUID().uuidString).gguf").path
+        let path = try! Fixtures.temporaryDirectory("gguf-fuzz-probe").appendingPathComponent("probe.gguf").path
         try! data.write(to: URL(fileURLWithPath: path))
-        defer { try? FileManager.default.removeItem(atPath: path) }
         return try! GGUFFile(path: path).dataOffset
     }
 
