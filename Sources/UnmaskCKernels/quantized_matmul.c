@@ -149,105 +149,27 @@ static void row_reference(uint32_t type, const uint8_t *row, int64_t groups, con
 #define TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
 
-/// Group g's 32 integers as two vectors of 16 bytes (lo: values 0-15, hi: 16-31, one half each;
-/// signed for Q8_0) and each half's scale and offset.
+/// One float16 as float32, by F16C. The half is moved in whole (`vmovd`, upper lanes zero), the
+/// empty asm keeping it so: left to itself the compiler inserts the half into any vector register
+/// (only lane 0 is used), an accumulator included, which chained each group's conversion to the
+/// previous group's FMAs (Q8_0 on AVX2 ran at half speed).
 #define DEFINE_HALF(TARGET, suffix)                                                                   \
     TARGET ALWAYS_INLINE float half_##suffix(const uint8_t *p) {                                      \
         uint16_t h;                                                                                   \
         memcpy(&h, p, 2);                                                                             \
-        return _cvtsh_ss(h);                                                                          \
+        __m128i v = _mm_cvtsi32_si128(h);                                                             \
+        __asm__("" : "+x"(v));                                                                        \
+        return _mm_cvtss_f32(_mm_cvtph_ps(v));                                                        \
     }
-#define DEFINE_GROUP_BYTES(TARGET, suffix)                                                            \
-    TARGET ALWAYS_INLINE void group_##suffix(uint32_t type, const uint8_t *row, int64_t g, __m128i *lo, __m128i *hi, \
-                                             float a[2], float b[2]) {                                \
-        const uint8_t *p;                                                                             \
-        __m128i mask = _mm_set1_epi8(0x0F);                                                           \
-        switch (type) {                                                                               \
-        case Q4_0: case Q4_1: case Q5_0: case Q5_1: {                                                 \
-            int minimum = type == Q4_1 || type == Q5_1, five = type == Q5_0 || type == Q5_1;          \
-            p = row + (18 + 2 * minimum + 4 * five) * g;                                              \
-            __m128i packed = _mm_loadu_si128((const __m128i *)(p + 2 + 2 * minimum + 4 * five));      \
-            *lo = _mm_and_si128(packed, mask);                                                        \
-            *hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);                                     \
-            if (five) {                                                                               \
-                __m256i high = fifth_bits_##suffix(load_u32(p + 2 + 2 * minimum));                    \
-                *lo = _mm_or_si128(*lo, _mm256_castsi256_si128(high));                                \
-                *hi = _mm_or_si128(*hi, _mm256_extracti128_si256(high, 1));                           \
-            }                                                                                         \
-            a[0] = a[1] = half_##suffix(p);                                                           \
-            b[0] = b[1] = minimum ? half_##suffix(p + 2) : (five ? -16 : -8) * a[0];                  \
-            break;                                                                                    \
-        }                                                                                             \
-        case Q8_0:                                                                                    \
-            p = row + 34 * g;                                                                         \
-            *lo = _mm_loadu_si128((const __m128i *)(p + 2));                                          \
-            *hi = _mm_loadu_si128((const __m128i *)(p + 18));                                         \
-            a[0] = a[1] = half_##suffix(p);                                                           \
-            b[0] = b[1] = 0;                                                                          \
-            break;                                                                                    \
-        case Q4_K: case Q5_K: {                                                                       \
-            int five = type == Q5_K, j = (int)(g % 8);                                                \
-            p = row + (five ? 176 : 144) * (g / 8);                                                   \
-            uint8_t sc, m;                                                                            \
-            scale_min_k4(j, p + 4, &sc, &m);                                                          \
-            __m256i bytes = _mm256_loadu_si256((const __m256i *)(p + (five ? 48 : 16) + 32 * (j / 2))); \
-            bytes = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(bytes, 4) : bytes, _mm256_set1_epi8(0x0F)); \
-            if (five) {                                                                               \
-                __m256i high = _mm256_loadu_si256((const __m256i *)(p + 16));                         \
-                high = _mm256_and_si256(_mm256_srl_epi16(high, _mm_cvtsi32_si128(j)), _mm256_set1_epi8(1)); \
-                bytes = _mm256_or_si256(bytes, _mm256_slli_epi16(high, 4));                           \
-            }                                                                                         \
-            *lo = _mm256_castsi256_si128(bytes);                                                      \
-            *hi = _mm256_extracti128_si256(bytes, 1);                                                 \
-            a[0] = a[1] = half_##suffix(p) * sc;                                                      \
-            b[0] = b[1] = -half_##suffix(p + 2) * m;                                                  \
-            break;                                                                                    \
-        }                                                                                             \
-        case Q6_K: {                                                                                  \
-            int j = (int)(g % 8), h = j / 4, c = j % 4;                                               \
-            p = row + 210 * (g / 8);                                                                  \
-            __m256i low = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32 * (c % 2)));           \
-            __m256i high = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));                   \
-            low = _mm256_and_si256(_mm256_srl_epi16(low, _mm_cvtsi32_si128(4 * (c / 2))), _mm256_set1_epi8(0x0F)); \
-            high = _mm256_and_si256(_mm256_srl_epi16(high, _mm_cvtsi32_si128(2 * c)), _mm256_set1_epi8(3)); \
-            __m256i bytes = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));                         \
-            *lo = _mm256_castsi256_si128(bytes);                                                      \
-            *hi = _mm256_extracti128_si256(bytes, 1);                                                 \
-            float d = half_##suffix(p + 208);                                                         \
-            for (int k = 0; k < 2; k++) {                                                             \
-                a[k] = d * (int8_t)p[192 + 2 * j + k];                                                \
-                b[k] = -32 * a[k];                                                                    \
-            }                                                                                         \
-            break;                                                                                    \
-        }                                                                                             \
-        }                                                                                             \
-    }
-
-/// Bit j of `bits` as byte j of 32: 16 where set, else 0 (Q5_0/Q5_1's fifth bits).
-TARGET_AVX2 ALWAYS_INLINE __m256i fifth_bits_avx2(uint32_t bits) {
-    // Byte j takes byte j / 8 of `bits`, then keeps bit j % 8 of it.
-    __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits),
-                                         _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
-    __m256i select = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
-    return _mm256_and_si256(set, _mm256_set1_epi8(16));
-}
 
 DEFINE_HALF(TARGET_AVX2, avx2)
 DEFINE_HALF(TARGET_AVX512, avx512)
-DEFINE_GROUP_BYTES(TARGET_AVX2, avx2)
 
 // MARK: AVX2
 //
 // A group is 4 vectors of 8 floats. R activation rows (a constant after inlining, unrolled, so
 // the accumulators stay in registers) share each dequantized group; two accumulators per row
 // keep consecutive FMAs off each other's latency.
-
-TARGET_AVX2 ALWAYS_INLINE __m256 widen_avx2(__m128i bytes, int sign, float a, float b) {
-    __m256i q = sign ? _mm256_cvtepi8_epi32(bytes) : _mm256_cvtepu8_epi32(bytes);
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(a), _mm256_set1_ps(b));
-}
 
 /// Group g as four vectors of 8 float32 weights; the 4- and 5-bit types widen each 8 packed bytes
 /// once to 32-bit lanes and split the nibbles there (half the lane shuffles).
@@ -272,31 +194,109 @@ TARGET_AVX2 ALWAYS_INLINE void weights_avx2(uint32_t type, const uint8_t *row, i
         __m256 a = _mm256_broadcastss_ps(scales);
         __m256 b = minimum ? _mm256_broadcastss_ps(_mm_movehdup_ps(scales)) : _mm256_mul_ps(a, _mm256_set1_ps(five ? -16 : -8));
         for (int k = 0; k < 4; k++) w[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q[k]), a, b);
-    } else {
-        __m128i lo, hi;
-        float a[2], b[2];
-        group_avx2(type, row, g, &lo, &hi, a, b);
-        int sign = type == Q8_0;
-        w[0] = widen_avx2(lo, sign, a[0], b[0]);
-        w[1] = widen_avx2(_mm_srli_si128(lo, 8), sign, a[0], b[0]);
-        w[2] = widen_avx2(hi, sign, a[1], b[1]);
-        w[3] = widen_avx2(_mm_srli_si128(hi, 8), sign, a[1], b[1]);
+    } else {  // Q8_0 (the K-quants go a super-block at a time, in chunk_avx2)
+        const uint8_t *p = row + 34 * g;
+        __m256 a = _mm256_set1_ps(half_avx2(p));
+        for (int k = 0; k < 4; k++) w[k] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 2 + 8 * k)))), a);
     }
 }
 
+TARGET_AVX2 ALWAYS_INLINE __m256 dequantize_avx2(__m256i q, float a, float b) {
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(a), _mm256_set1_ps(b));
+}
+
+/// 8 bytes widened to 32-bit lanes.
+TARGET_AVX2 ALWAYS_INLINE __m256i widen_bytes_avx2(const uint8_t *p) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+}
+
+/// Bit j of each lane as 16 or 0.
+TARGET_AVX2 ALWAYS_INLINE __m256i fifth_bit_avx2(__m256i bits, int j) {
+    __m256i moved = j <= 4 ? _mm256_slli_epi32(bits, 4 - j) : _mm256_srli_epi32(bits, j - 4);
+    return _mm256_and_si256(moved, _mm256_set1_epi32(16));
+}
+
+/// Accumulates `count` consecutive groups from `w` (four vectors each) into R rows' accumulators.
+#define ACCUMULATE_AVX2(w, count, g)                                                                  \
+    for (int u = 0; u < (count); u++) {                                                               \
+        UNROLL for (int i = 0; i < R; i++) {                                                          \
+            const float *v = x + i * columns + 32 * ((g) + u);                                        \
+            acc0[i] = _mm256_fmadd_ps(w[4 * u], _mm256_loadu_ps(v), acc0[i]);                         \
+            acc1[i] = _mm256_fmadd_ps(w[4 * u + 1], _mm256_loadu_ps(v + 8), acc1[i]);                 \
+            acc0[i] = _mm256_fmadd_ps(w[4 * u + 2], _mm256_loadu_ps(v + 16), acc0[i]);                \
+            acc1[i] = _mm256_fmadd_ps(w[4 * u + 3], _mm256_loadu_ps(v + 24), acc1[i]);                \
+        }                                                                                             \
+    }
+
+/// The K-quants go a super-block (8 groups) at a time, as on AVX-512: scales decoded once, and
+/// bytes holding two groups' nibbles widened once and split in 32-bit lanes.
 TARGET_AVX2 ALWAYS_INLINE void chunk_avx2(uint32_t type, int R, const uint8_t *row, int64_t groups, const float *x,
                                           int64_t columns, float *out, int64_t ldo, int accumulate) {
     __m256 acc0[4], acc1[4];
     UNROLL for (int i = 0; i < 4; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
-    for (int64_t g = 0; g < groups; g++) {
-        __m256 w[4];
-        weights_avx2(type, row, g, w);
-        UNROLL for (int i = 0; i < R; i++) {
-            const float *v = x + i * columns + 32 * g;
-            acc0[i] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(v), acc0[i]);
-            acc1[i] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(v + 8), acc1[i]);
-            acc0[i] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(v + 16), acc0[i]);
-            acc1[i] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(v + 24), acc1[i]);
+    __m256i nibble = _mm256_set1_epi32(0x0F);
+    if (type == Q4_K || type == Q5_K) {
+        int five = type == Q5_K;
+        for (int64_t g = 0; g < groups; g += 8) {
+            const uint8_t *p = row + (five ? 176 : 144) * (g / 8), *qs = p + (five ? 48 : 16);
+            float d = half_avx2(p), dmin = half_avx2(p + 2), a[8], b[8];
+            for (int j = 0; j < 8; j++) {
+                uint8_t sc, m;
+                scale_min_k4(j, p + 4, &sc, &m);
+                a[j] = d * sc;
+                b[j] = -dmin * m;
+            }
+            for (int j = 0; j < 8; j += 2) {
+                // 32 bytes: group j in the low nibbles, group j + 1 in the high ones.
+                __m256 w[8];
+                for (int k = 0; k < 4; k++) {
+                    __m256i bytes = widen_bytes_avx2(qs + 16 * j + 8 * k);
+                    __m256i q0 = _mm256_and_si256(bytes, nibble), q1 = _mm256_srli_epi32(bytes, 4);
+                    if (five) {
+                        __m256i high = widen_bytes_avx2(p + 16 + 8 * k);
+                        q0 = _mm256_or_si256(q0, fifth_bit_avx2(high, j));
+                        q1 = _mm256_or_si256(q1, fifth_bit_avx2(high, j + 1));
+                    }
+                    w[k] = dequantize_avx2(q0, a[j], b[j]);
+                    w[4 + k] = dequantize_avx2(q1, a[j + 1], b[j + 1]);
+                }
+                ACCUMULATE_AVX2(w, 2, g + j)
+            }
+        }
+    } else if (type == Q6_K) {
+        for (int64_t g = 0; g < groups; g += 8) {
+            const uint8_t *p = row + 210 * (g / 8);
+            float d = half_avx2(p + 208), a[16];
+            for (int k = 0; k < 16; k++) a[k] = d * (int8_t)p[192 + k];
+            for (int h = 0; h < 2; h++) {
+                // Group 4h + c: nibble c / 2 of 32 low bytes (the first 32 for even c, the next
+                // for odd), bits 2c, 2c + 1 of 32 high bytes; a scale per 16 values. Groups c and
+                // c + 2 share their low bytes, all four the high ones: each widened once.
+                const uint8_t *low = p + 64 * h, *high = p + 128 + 32 * h;
+                __m256i t[4];
+                for (int k = 0; k < 4; k++) t[k] = widen_bytes_avx2(high + 8 * k);
+                for (int odd = 0; odd < 2; odd++) {
+                    __m256i l[4];
+                    for (int k = 0; k < 4; k++) l[k] = widen_bytes_avx2(low + 32 * odd + 8 * k);
+                    for (int c = odd; c < 4; c += 2) {
+                        __m256 w[4];
+                        for (int k = 0; k < 4; k++) {
+                            __m256i bits = _mm256_srli_epi32(l[k], 4 * (c / 2)), top = _mm256_srli_epi32(t[k], 2 * c);
+                            __m256i q = _mm256_or_si256(_mm256_and_si256(bits, nibble),
+                                                        _mm256_slli_epi32(_mm256_and_si256(top, _mm256_set1_epi32(3)), 4));
+                            float scale = a[8 * h + 2 * c + k / 2];
+                            w[k] = dequantize_avx2(q, scale, -32 * scale);
+                        }
+                        ACCUMULATE_AVX2(w, 1, g + 4 * h + c)
+                    }
+                }
+            }
+        }
+    } else {
+        for (int64_t g = 0; g < groups; g++) {
+            __m256 w[4];
+            weights_avx2(type, row, g, w);
+            ACCUMULATE_AVX2(w, 1, g)
         }
     }
     UNROLL for (int i = 0; i < R; i++) {

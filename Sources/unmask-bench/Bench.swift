@@ -61,6 +61,8 @@ struct Bench {
             // Products with at most this many rows take the fused path (0: always panels).
             for matrix in model.weights.matrices + [model.lmHead].compactMap({ $0 }) { matrix.fusedRowLimit = limit }
             rows.append(("fused path up to", "\(limit) rows"))
+        } else {
+            rows.append(("fused path up to", "\(LinearWeight.defaultFusedRowLimit) rows (default)"))
         }
         if arguments.string("--train") != nil {
             rows += TrainingBench.rows(model: model, arguments: arguments)

@@ -42,14 +42,14 @@ import UnmaskTestSupport
     }
 
     @Test(arguments: types)
-    func productsMatchTheDequantizedReference(type: GGMLType) throws {
+    func productsMatchTheDequantizedReference(type: GGMLType) {
         var rng = SeededRandom(seed: 7)
         let rows = 40, columns = 512, m = 5, rank = 3
         let bytes = GGUFBuilder.randomBlocks(type, count: rows * columns / type.blockSize, using: &rng)
         let x = rng.floats(m * columns), dOut = rng.floats(m * rows), bias = rng.floats(rows)
         let a = rng.floats(rank * columns, scale: 0.1), b = rng.floats(rows * rank, scale: 0.1)
         let owner = FloatBuffer(count: 1)
-        try bytes.withUnsafeBytes { raw in
+        bytes.withUnsafeBytes { raw in
             for order in [nil, GGUFCheckpoint.llamaRowOrder(rows: rows, heads: 4)] {
                 let what = "\(type)\(order == nil ? "" : ", permuted rows")"
                 var dense = [Float](repeating: 0, count: rows * columns)
@@ -105,13 +105,13 @@ import UnmaskTestSupport
     /// dequantized weights, at every activation-row count up to two register chunks and a tail,
     /// in both row orders, with and without accumulation.
     @Test(arguments: fusedTypes)
-    func fusedProductsMatchTheDequantizedReference(type: GGMLType) throws {
+    func fusedProductsMatchTheDequantizedReference(type: GGMLType) {
         #expect(unmask_quantized_supported(type.rawValue) == 1)
         var rng = SeededRandom(seed: 11)
         let rows = 37, columns = type.blockSize == 256 ? 512 : 544
         let bytes = GGUFBuilder.randomBlocks(type, count: rows * columns / type.blockSize, using: &rng)
         let owner = FloatBuffer(count: 1)
-        try bytes.withUnsafeBytes { raw in
+        bytes.withUnsafeBytes { raw in
             for order in [nil, GGUFCheckpoint.llamaRowOrder(rows: 36, heads: 3) + [36]] {
                 var dense = [Float](repeating: 0, count: rows * columns)
                 GGMLDequantize.rows(raw.baseAddress!, type: type, rowLength: columns, rowCount: rows, into: &dense, rowOrder: order)

@@ -54,9 +54,20 @@ public final class LinearWeight: @unchecked Sendable {
     /// `defaultPanelBytes`, smaller in tests that cross panel boundaries on small matrices.
     var panelBytes = LinearWeight.defaultPanelBytes
     /// Products with at most this many input rows take the fused path when the type has one:
-    /// `UNMASK_FUSED_ROWS` (0 turns it off), else 16, up to which it beats the panels on SmolLM2
-    /// (BENCHMARKS.md).
-    public static let defaultFusedRowLimit = ProcessInfo.processInfo.environment["UNMASK_FUSED_ROWS"].flatMap(Int.init) ?? 16
+    /// `UNMASK_FUSED_ROWS` (0 turns it off), else where the fused kernels stop beating the panels
+    /// (BENCHMARKS.md): 16 rows with AVX-512, 8 with AVX2, none with the plain C kernel, which is
+    /// the SIMD variants' reference, far slower than BLAS.
+    public static let defaultFusedRowLimit = ProcessInfo.processInfo.environment["UNMASK_FUSED_ROWS"].flatMap(Int.init)
+        ?? defaultFusedRows(forKernelLevel: Int(unmask_kernel_level()))
+
+    static func defaultFusedRows(forKernelLevel level: Int) -> Int {
+        switch level {
+        case UNMASK_KERNEL_AVX512: 16
+        case UNMASK_KERNEL_AVX2: 8
+        default: 0
+        }
+    }
+
     /// `defaultFusedRowLimit`; tests and benchmarks set it to force one path.
     public var fusedRowLimit = LinearWeight.defaultFusedRowLimit
 
