@@ -34,7 +34,7 @@ let package = Package(
         ),
         .target(
             name: "UnmaskKernels",
-            dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux]))],
+            dependencies: ["UnmaskCKernels", .target(name: "COpenBLAS", condition: .when(platforms: [.linux]))],
             swiftSettings: kernelSettings,
             linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS]))]
         ),

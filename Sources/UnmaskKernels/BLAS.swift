@@ -2,6 +2,7 @@
 import Accelerate
 #else
 import COpenBLAS
+import UnmaskCKernels
 #endif
 
 /// Row-major single-precision matrix products, the only place the project calls BLAS.
@@ -23,6 +24,11 @@ public enum BLAS {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
+        #if !canImport(Accelerate)
+        // OpenBLAS splits products from 2^18 multiply-adds across its own threads: the pool's
+        // polling threads would hold the cores they need.
+        if m * n * k >= 1 << 18 && openblas_get_num_threads() > 1 { unmask_pool_rest() }
+        #endif
         cblas_sgemm(
             CblasRowMajor,
             transposeA ? CblasTrans : CblasNoTrans,

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import UnmaskCKernels
 
 /// Splits loops across the machine's cores.
 public enum Parallel {
@@ -11,7 +12,7 @@ public enum Parallel {
         guard count > 0 else { return }
         let workers = min(coreCount, max(1, count / max(1, minimumPerChunk)))
         if workers == 1 { body(0, 0..<count); return }
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
+        run(workers) { w in
             let lo = count * w / workers, hi = count * (w + 1) / workers
             if lo < hi { body(w, lo..<hi) }
         }
@@ -23,9 +24,30 @@ public enum Parallel {
         guard count > 0 else { return }
         let workers = min(requested, count)
         if workers == 1 { for i in 0..<count { body(0, i) }; return }
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
+        run(workers) { w in
             var i = w
             while i < count { body(w, i); i += workers }
         }
     }
+
+    /// `body(w)` for w in 0..<workers, on the polling pool (`unmask_pool_run`): a hand-off there
+    /// costs about a microsecond against tens through libdispatch, whose threads sleep between
+    /// jobs. When the pool is taken (another thread's loop, or a loop inside a loop) the work
+    /// goes to libdispatch.
+    private static func run(_ workers: Int, _ body: (Int) -> Void) {
+        if usePool {
+            let ran = withoutActuallyEscaping(body) { body in
+                withUnsafePointer(to: body) { pointer in
+                    unmask_pool_run(Int32(workers), { context, worker in
+                        context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(worker))
+                    }, UnsafeMutableRawPointer(mutating: pointer))
+                }
+            }
+            if ran != 0 { return }
+        }
+        DispatchQueue.concurrentPerform(iterations: workers, execute: body)
+    }
+
+    /// `UNMASK_POOL=off` sends every parallel loop to libdispatch (to compare the two).
+    private static let usePool = ProcessInfo.processInfo.environment["UNMASK_POOL"] != "off"
 }

@@ -55,15 +55,14 @@ public final class LinearWeight: @unchecked Sendable {
     var panelBytes = LinearWeight.defaultPanelBytes
     /// Products with at most this many input rows take the fused path when the type has one:
     /// `UNMASK_FUSED_ROWS` (0 turns it off), else where the fused kernels stop beating the panels
-    /// (BENCHMARKS.md): 16 rows with AVX-512, 8 with AVX2, none with the plain C kernel, which is
+    /// (BENCHMARKS.md): 16 rows with AVX-512 and AVX2, none with the plain C kernel, which is
     /// the SIMD variants' reference, far slower than BLAS.
     public static let defaultFusedRowLimit = ProcessInfo.processInfo.environment["UNMASK_FUSED_ROWS"].flatMap(Int.init)
         ?? defaultFusedRows(forKernelLevel: Int(unmask_kernel_level()))
 
     static func defaultFusedRows(forKernelLevel level: Int) -> Int {
         switch level {
-        case UNMASK_KERNEL_AVX512: 16
-        case UNMASK_KERNEL_AVX2: 8
+        case UNMASK_KERNEL_AVX512, UNMASK_KERNEL_AVX2: 16
         default: 0
         }
     }
@@ -160,9 +159,11 @@ public final class LinearWeight: @unchecked Sendable {
         }
     }
 
-    /// Multiply-adds a worker of a fused product gets at least: below, a thread hop costs more
-    /// than it saves.
-    static let fusedWorkPerChunk = 1 << 20
+    /// Multiply-adds a worker of a fused product gets at least (≈ 6 µs of work): below, the
+    /// hand-off to the polling pool costs more than it saves. Through libdispatch, whose hand-offs
+    /// cost tens of microseconds, 2^20 was the measured optimum; SmolLM2's one-token products
+    /// (576 × 576 to 576 × 1536) then ran on one core.
+    static let fusedWorkPerChunk = 1 << 16
 
     /// dInput[m, columns] (+)= dOut[m, rows] · W (adapters included): the input gradient of `forward`.
     public func backwardInput(_ dOut: UnsafePointer<Float>, rows m: Int, dInput: UnsafeMutablePointer<Float>, accumulate: Bool = false) {

@@ -9,6 +9,8 @@
 /// them to 8 bits, as llama.cpp's CPU backend does, moved short SmolLM2 embeddings to cosine
 /// 0.84; BENCHMARKS.md). One binary carries a plain C reference and SIMD variants compiled with
 /// per-function target attributes; the best the CPU supports is chosen at run time.
+///
+/// Also the thread pool `Parallel` hands loops to (`unmask_pool_run`).
 
 /// Whether `unmask_quantized_matmul` computes with ggml type `type` (its GGUF number).
 int unmask_quantized_supported(uint32_t type);
@@ -33,5 +35,19 @@ int unmask_best_kernel_level(void);
 int unmask_kernel_level(void);
 void unmask_set_kernel_level(int level);
 const char *unmask_kernel_name(int level);
+
+/// A job's part: `worker` in [0, workers).
+typedef void (*unmask_pool_task)(void *context, int worker);
+
+/// Runs task(context, w) for every w in [0, workers): 0 on the calling thread, the others on
+/// the pool's threads, which poll for the next job a short while before sleeping; returns when
+/// all have finished. Returns 0 without running anything when the pool is taken (by another
+/// thread, or by a task calling it again) or `workers` < 2: the caller then runs the work
+/// another way.
+int unmask_pool_run(int workers, unmask_pool_task task, void *context);
+
+/// Tells the pool's idle threads to sleep now rather than poll: another pool of threads (BLAS's)
+/// is about to need the cores. The next `unmask_pool_run` wakes them.
+void unmask_pool_rest(void);
 
 #endif
