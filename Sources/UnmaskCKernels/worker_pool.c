@@ -14,15 +14,15 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-// A one-token forward makes a few hundred products of a few hundred microseconds each. Handing
-// each to a sleeping thread (a futex wake, as libdispatch does) costs tens of microseconds, so
-// such products ran on one core. The pool's threads poll for the next job for a while after each
+// A one-token forward of a small model makes a few hundred products of tens of microseconds
+// each. Waking a sleeping thread for each (as libdispatch does) costs about as much as the
+// product, so such products ran on one core. The pool's threads poll for the next job for a while after each
 // one, as llama.cpp's and OpenMP's do, and sleep on a condition variable when none comes.
 
 enum { MAX_THREADS = 255 };
 
 /// How long an idle thread polls before it sleeps: long enough to bridge the gaps between one
-/// forward's products (norms, attention, a sampling of Swift code), short enough that an idle
+/// forward's products (norms, attention, the Swift code between), short enough that an idle
 /// process stops using the cores at once.
 static const long POLL_NANOSECONDS = 200 * 1000;
 

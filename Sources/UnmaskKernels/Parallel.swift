@@ -30,10 +30,10 @@ public enum Parallel {
         }
     }
 
-    /// `body(w)` for w in 0..<workers, on the polling pool (`unmask_pool_run`): a hand-off there
-    /// costs about a microsecond against tens through libdispatch, whose threads sleep between
-    /// jobs. When the pool is taken (another thread's loop, or a loop inside a loop) the work
-    /// goes to libdispatch.
+    /// `body(w)` for w in 0..<workers, on the polling pool (`unmask_pool_run`), whose threads see
+    /// a new job at once, where libdispatch's have to be woken (BENCHMARKS.md: one-token SmolLM2
+    /// 94 → 169 tokens/s). When the pool is taken (another thread's loop, or a loop inside a
+    /// loop) the work goes to libdispatch.
     private static func run(_ workers: Int, _ body: (Int) -> Void) {
         if usePool {
             let ran = withoutActuallyEscaping(body) { body in
