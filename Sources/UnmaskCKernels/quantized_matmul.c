@@ -484,6 +484,61 @@ DEFINE_ROW_KERNELS(TARGET_AVX512, avx512, 8)
 
 #endif
 
+#ifdef UNMASK_X86
+
+// MARK: Whole blocks to float32 (the panels' conversion)
+
+/// `count` blocks of a 32-value type as float32, as ggml's dequantizers compute them: the scale
+/// times the quant (the offset taken off first, in integers), then the minimum added, never fused,
+/// so the values are the same bits as `GGMLDequantize`'s.
+TARGET_AVX2 static void dequantize_blocks_avx2(uint32_t type, const uint8_t *blocks, int64_t count, float *out) {
+    if (type == Q8_0) {
+        for (int64_t g = 0; g < count; g++) {
+            const uint8_t *p = blocks + 34 * g;
+            __m256 d = _mm256_set1_ps(half_avx2(p));
+            for (int k = 0; k < 4; k++)
+                _mm256_storeu_ps(out + 32 * g + 8 * k,
+                                 _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 2 + 8 * k)))), d));
+        }
+        return;
+    }
+    int minimum = type == Q4_1 || type == Q5_1, five = type == Q5_0 || type == Q5_1;
+    int64_t size = 18 + 2 * minimum + 4 * five;
+    __m256i nibble = _mm256_set1_epi32(0x0F), offset = _mm256_set1_epi32(minimum ? 0 : (five ? 16 : 8));
+    for (int64_t g = 0; g < count; g++) {
+        const uint8_t *p = blocks + size * g;
+        __m128i packed = _mm_loadu_si128((const __m128i *)(p + 2 + 2 * minimum + 4 * five));
+        __m256i b0 = _mm256_cvtepu8_epi32(packed), b1 = _mm256_cvtepu8_epi32(_mm_srli_si128(packed, 8));
+        __m256i q[4] = {_mm256_and_si256(b0, nibble), _mm256_and_si256(b1, nibble), _mm256_srli_epi32(b0, 4), _mm256_srli_epi32(b1, 4)};
+        if (five) {
+            __m256i bits = _mm256_set1_epi32((int)load_u32(p + 2 + 2 * minimum)), sixteen = _mm256_set1_epi32(16);
+            for (int k = 0; k < 4; k++) {
+                __m256i moved = _mm256_slli_epi32(_mm256_srli_epi32(bits, 8 * k), 4);
+                moved = _mm256_srlv_epi32(moved, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+                q[k] = _mm256_or_si256(q[k], _mm256_and_si256(moved, sixteen));
+            }
+        }
+        __m256 d = _mm256_set1_ps(half_avx2(p)), m = _mm256_set1_ps(minimum ? half_avx2(p + 2) : 0);
+        for (int k = 0; k < 4; k++) {
+            __m256 w = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q[k], offset)), d);
+            _mm256_storeu_ps(out + 32 * g + 8 * k, minimum ? _mm256_add_ps(w, m) : w);
+        }
+    }
+}
+
+#endif
+
+int unmask_dequantize_blocks(uint32_t type, const void *blocks, int64_t count, float *out) {
+#ifdef UNMASK_X86
+    if ((type == Q4_0 || type == Q4_1 || type == Q5_0 || type == Q5_1 || type == Q8_0) && unmask_kernel_level() >= UNMASK_KERNEL_AVX2) {
+        dequantize_blocks_avx2(type, (const uint8_t *)blocks, count, out);
+        return 1;
+    }
+#endif
+    (void)type, (void)blocks, (void)count, (void)out;
+    return 0;
+}
+
 // MARK: Dispatch
 
 static int cpu_supports(int level) {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Unmask
+import UnmaskCKernels
 import UnmaskTestSupport
 
 /// Dequantization against `gguf.quants.dequantize` (the `gguf` Python package's reference).
@@ -47,6 +48,32 @@ import UnmaskTestSupport
         b.addRaw("d", dimensions: [4], type: .f64, bytes: values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) })
         let path = try GGUFFixtures.write(b.data(), in: try Fixtures.temporaryDirectory("gguf-f64"))
         #expect(try GGUFFile(path: path).float32("d").values == values.map(Float.init))
+    }
+
+    /// The SIMD block conversion (the panels') gives the plain loops' bits, random bytes as
+    /// scales included (subnormal, negative, infinite and NaN float16 scales among them).
+    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0])
+    func simdBlocksMatchThePlainLoops(type: GGMLType) {
+        var rng = SeededRandom(seed: 40 + UInt64(type.rawValue))
+        let blocks = 1000
+        let bytes = (0..<blocks * type.bytesPerBlock).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        var plain = [Float](repeating: 0, count: blocks * 32)
+        bytes.withUnsafeBytes { GGMLDequantize.reference($0.baseAddress!, type: type, count: blocks, into: &plain) }
+        for level in Int32(UNMASK_KERNEL_AVX2)...unmask_best_kernel_level() {
+            unmask_set_kernel_level(level)
+            defer { unmask_set_kernel_level(-1) }
+            var simd = [Float](repeating: -1, count: blocks * 32)
+            let ran = bytes.withUnsafeBytes { unmask_dequantize_blocks(type.rawValue, $0.baseAddress!, Int64(blocks), &simd) }
+            #expect(ran == 1)
+            let differ = zip(simd, plain).filter { $0.bitPattern != $1.bitPattern && !($0.isNaN && $1.isNaN) }
+            #expect(differ.isEmpty, "\(type) at kernel level \(level): \(differ.count) values differ, first \(differ.prefix(3))")
+        }
+        // Without SIMD the caller converts.
+        unmask_set_kernel_level(Int32(UNMASK_KERNEL_REFERENCE))
+        defer { unmask_set_kernel_level(-1) }
+        var untouched = [Float](repeating: 7, count: 32)
+        #expect(bytes.withUnsafeBytes { unmask_dequantize_blocks(type.rawValue, $0.baseAddress!, 1, &untouched) } == 0)
+        #expect(untouched == [Float](repeating: 7, count: 32))
     }
 
     /// The parallel split (by blocks, or by rows with a row order) gives what one thread does.

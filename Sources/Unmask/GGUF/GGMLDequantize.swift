@@ -1,3 +1,4 @@
+import UnmaskCKernels
 import UnmaskKernels
 
 /// Float32 from ggml's storage types. Each block type is decoded exactly as ggml lays it out
@@ -42,8 +43,16 @@ public enum GGMLDequantize {
         }
     }
 
-    /// Dequantizes `count` consecutive blocks on the calling thread.
+    /// Dequantizes `count` consecutive blocks on the calling thread: the 32-value types by the
+    /// SIMD kernels where the CPU has them (`unmask_dequantize_blocks`, the same bits), the
+    /// rest, and those elsewhere, by the plain loops below.
     public static func blocks(_ source: UnsafeRawPointer, type: GGMLType, count: Int, into out: UnsafeMutablePointer<Float>) {
+        if unmask_dequantize_blocks(type.rawValue, source, Int64(count), out) != 0 { return }
+        reference(source, type: type, count: count, into: out)
+    }
+
+    /// `blocks` in plain Swift, the SIMD kernels' reference.
+    static func reference(_ source: UnsafeRawPointer, type: GGMLType, count: Int, into out: UnsafeMutablePointer<Float>) {
         let p = source.assumingMemoryBound(to: UInt8.self)
         switch type {
         case .f32: f32(p, count, out)
