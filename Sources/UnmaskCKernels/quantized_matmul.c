@@ -488,10 +488,53 @@ DEFINE_ROW_KERNELS(TARGET_AVX512, avx512, 8)
 
 // MARK: Whole blocks to float32 (the panels' conversion)
 
-/// `count` blocks of a 32-value type as float32, as ggml's dequantizers compute them: the scale
-/// times the quant (the offset taken off first, in integers), then the minimum added, never fused,
-/// so the values are the same bits as `GGMLDequantize`'s.
+/// 8 quants (as 32-bit integers) times a scale, less a minimum: a product, then a difference,
+/// never fused, as ggml computes them.
+TARGET_AVX2 ALWAYS_INLINE void store_scaled_avx2(float *out, __m256i q, float scale, float minimum) {
+    _mm256_storeu_ps(out, _mm256_sub_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(scale)), _mm256_set1_ps(minimum)));
+}
+
+/// `count` blocks as float32, as ggml's dequantizers compute them: the scale times the quant (the
+/// offset taken off first, in integers), then the minimum added or subtracted, never fused, so
+/// the values are the same bits as `GGMLDequantize`'s.
 TARGET_AVX2 static void dequantize_blocks_avx2(uint32_t type, const uint8_t *blocks, int64_t count, float *out) {
+    __m256i nibble = _mm256_set1_epi32(0x0F);
+    if (type == Q4_K || type == Q5_K) {
+        int five = type == Q5_K;
+        for (int64_t b = 0; b < count; b++) {
+            const uint8_t *p = blocks + (five ? 176 : 144) * b, *qs = p + (five ? 48 : 16), *qh = p + 16;
+            float d = half_avx2(p), dmin = half_avx2(p + 2);
+            for (int j = 0; j < 8; j++) {
+                uint8_t sc, m;
+                scale_min_k4(j, p + 4, &sc, &m);
+                float dd = d * (float)sc, dm = dmin * (float)m;
+                for (int k = 0; k < 4; k++) {
+                    __m256i q = _mm256_and_si256(_mm256_srli_epi32(widen_bytes_avx2(qs + 32 * (j / 2) + 8 * k), 4 * (j % 2)), nibble);
+                    if (five) q = _mm256_or_si256(q, fifth_bit_avx2(widen_bytes_avx2(qh + 8 * k), j));
+                    store_scaled_avx2(out + 256 * b + 32 * j + 8 * k, q, dd, dm);
+                }
+            }
+        }
+        return;
+    }
+    if (type == Q6_K) {
+        for (int64_t b = 0; b < count; b++) {
+            const uint8_t *p = blocks + 210 * b;
+            float d = half_avx2(p + 208);
+            for (int g = 0; g < 16; g++) {
+                // 16 values: nibble c / 2 of 16 low bytes, bits 2c of 16 high bytes; offset -32.
+                float scale = d * (float)(int8_t)p[192 + g];
+                int h = g / 8, c = (g % 8) / 2, base = 16 * (g % 2);
+                for (int k = 0; k < 2; k++) {
+                    __m256i low = _mm256_and_si256(_mm256_srli_epi32(widen_bytes_avx2(p + 64 * h + 32 * (c % 2) + base + 8 * k), 4 * (c / 2)), nibble);
+                    __m256i high = _mm256_and_si256(_mm256_srli_epi32(widen_bytes_avx2(p + 128 + 32 * h + base + 8 * k), 2 * c), _mm256_set1_epi32(3));
+                    __m256i q = _mm256_sub_epi32(_mm256_or_si256(low, _mm256_slli_epi32(high, 4)), _mm256_set1_epi32(32));
+                    store_scaled_avx2(out + 256 * b + 16 * g + 8 * k, q, scale, 0);
+                }
+            }
+        }
+        return;
+    }
     if (type == Q8_0) {
         for (int64_t g = 0; g < count; g++) {
             const uint8_t *p = blocks + 34 * g;
@@ -504,7 +547,7 @@ TARGET_AVX2 static void dequantize_blocks_avx2(uint32_t type, const uint8_t *blo
     }
     int minimum = type == Q4_1 || type == Q5_1, five = type == Q5_0 || type == Q5_1;
     int64_t size = 18 + 2 * minimum + 4 * five;
-    __m256i nibble = _mm256_set1_epi32(0x0F), offset = _mm256_set1_epi32(minimum ? 0 : (five ? 16 : 8));
+    __m256i offset = _mm256_set1_epi32(minimum ? 0 : (five ? 16 : 8));
     for (int64_t g = 0; g < count; g++) {
         const uint8_t *p = blocks + size * g;
         __m128i packed = _mm_loadu_si128((const __m128i *)(p + 2 + 2 * minimum + 4 * five));
@@ -530,7 +573,7 @@ TARGET_AVX2 static void dequantize_blocks_avx2(uint32_t type, const uint8_t *blo
 
 int unmask_dequantize_blocks(uint32_t type, const void *blocks, int64_t count, float *out) {
 #ifdef UNMASK_X86
-    if ((type == Q4_0 || type == Q4_1 || type == Q5_0 || type == Q5_1 || type == Q8_0) && unmask_kernel_level() >= UNMASK_KERNEL_AVX2) {
+    if (unmask_quantized_supported(type) && unmask_kernel_level() >= UNMASK_KERNEL_AVX2) {
         dequantize_blocks_avx2(type, (const uint8_t *)blocks, count, out);
         return 1;
     }

@@ -52,17 +52,17 @@ import UnmaskTestSupport
 
     /// The SIMD block conversion (the panels') gives the plain loops' bits, random bytes as
     /// scales included (subnormal, negative, infinite and NaN float16 scales among them).
-    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0])
+    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K])
     func simdBlocksMatchThePlainLoops(type: GGMLType) {
         var rng = SeededRandom(seed: 40 + UInt64(type.rawValue))
         let blocks = 1000
         let bytes = (0..<blocks * type.bytesPerBlock).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        var plain = [Float](repeating: 0, count: blocks * 32)
+        var plain = [Float](repeating: 0, count: blocks * type.blockSize)
         bytes.withUnsafeBytes { GGMLDequantize.reference($0.baseAddress!, type: type, count: blocks, into: &plain) }
         for level in Int32(UNMASK_KERNEL_AVX2)...unmask_best_kernel_level() {
             unmask_set_kernel_level(level)
             defer { unmask_set_kernel_level(-1) }
-            var simd = [Float](repeating: -1, count: blocks * 32)
+            var simd = [Float](repeating: -1, count: blocks * type.blockSize)
             let ran = bytes.withUnsafeBytes { unmask_dequantize_blocks(type.rawValue, $0.baseAddress!, Int64(blocks), &simd) }
             #expect(ran == 1)
             let differ = zip(simd, plain).filter { $0.bitPattern != $1.bitPattern && !($0.isNaN && $1.isNaN) }
@@ -71,9 +71,9 @@ import UnmaskTestSupport
         // Without SIMD the caller converts.
         unmask_set_kernel_level(Int32(UNMASK_KERNEL_REFERENCE))
         defer { unmask_set_kernel_level(-1) }
-        var untouched = [Float](repeating: 7, count: 32)
+        var untouched = [Float](repeating: 7, count: type.blockSize)
         #expect(bytes.withUnsafeBytes { unmask_dequantize_blocks(type.rawValue, $0.baseAddress!, 1, &untouched) } == 0)
-        #expect(untouched == [Float](repeating: 7, count: 32))
+        #expect(untouched == [Float](repeating: 7, count: type.blockSize))
     }
 
     /// The parallel split (by blocks, or by rows with a row order) gives what one thread does.

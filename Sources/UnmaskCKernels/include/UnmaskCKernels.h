@@ -23,9 +23,10 @@ void unmask_quantized_matmul(uint32_t type, const void *weights, int64_t row_byt
                              int64_t row_begin, int64_t row_end, int64_t columns, const float *x, int64_t m,
                              float *out, int64_t ldo, int accumulate);
 
-/// `count` blocks of ggml type `type` as float32 into `out` (32 per block), bit for bit as ggml's
-/// dequantizers (and `GGMLDequantize`, the reference) compute them. Returns 0 without writing
-/// when there is no SIMD variant for the type or the CPU: Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 with AVX2.
+/// `count` blocks of ggml type `type` as float32 into `out` (the type's block size per block), bit
+/// for bit as ggml's dequantizers (and `GGMLDequantize`, the reference) compute them. Returns 0
+/// without writing when there is no SIMD variant for the type or the CPU: the types of
+/// `unmask_quantized_supported`, with AVX2.
 int unmask_dequantize_blocks(uint32_t type, const void *blocks, int64_t count, float *out);
 
 /// The variants, best last. `unmask_set_kernel_level` forces one (tests compare them), as does
