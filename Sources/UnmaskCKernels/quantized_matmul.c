@@ -173,23 +173,32 @@ DEFINE_HALF(TARGET_AVX512, avx512)
 
 /// Group g as four vectors of 8 float32 weights; the 4- and 5-bit types widen each 8 packed bytes
 /// once to 32-bit lanes and split the nibbles there (half the lane shuffles).
+/// The 32 unsigned quants of a Q4_0/Q4_1/Q5_0/Q5_1 block at `p`, as four vectors of 32-bit lanes.
+TARGET_AVX2 ALWAYS_INLINE void quants_avx2(const uint8_t *p, int minimum, int five, __m256i q[4]) {
+    __m128i packed = _mm_loadu_si128((const __m128i *)(p + 2 + 2 * minimum + 4 * five));
+    __m256i b0 = _mm256_cvtepu8_epi32(packed), b1 = _mm256_cvtepu8_epi32(_mm_srli_si128(packed, 8)), nibble = _mm256_set1_epi32(0x0F);
+    q[0] = _mm256_and_si256(b0, nibble);
+    q[1] = _mm256_and_si256(b1, nibble);
+    q[2] = _mm256_srli_epi32(b0, 4);
+    q[3] = _mm256_srli_epi32(b1, 4);
+    if (five) {
+        // Bit 8k + l of the fifth bits belongs to lane l of vector k.
+        __m256i bits = _mm256_set1_epi32((int)load_u32(p + 2 + 2 * minimum)), sixteen = _mm256_set1_epi32(16);
+        for (int k = 0; k < 4; k++) {
+            // Bits 8k ..< 8k + 8 to bits 4 ..< 12, then lane l's to bit 4.
+            __m256i moved = _mm256_slli_epi32(_mm256_srli_epi32(bits, 8 * k), 4);
+            moved = _mm256_srlv_epi32(moved, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            q[k] = _mm256_or_si256(q[k], _mm256_and_si256(moved, sixteen));
+        }
+    }
+}
+
 TARGET_AVX2 ALWAYS_INLINE void weights_avx2(uint32_t type, const uint8_t *row, int64_t g, __m256 w[4]) {
     if (type == Q4_0 || type == Q4_1 || type == Q5_0 || type == Q5_1) {
         int minimum = type == Q4_1 || type == Q5_1, five = type == Q5_0 || type == Q5_1;
         const uint8_t *p = row + (18 + 2 * minimum + 4 * five) * g;
-        __m128i packed = _mm_loadu_si128((const __m128i *)(p + 2 + 2 * minimum + 4 * five));
-        __m256i b0 = _mm256_cvtepu8_epi32(packed), b1 = _mm256_cvtepu8_epi32(_mm_srli_si128(packed, 8)), nibble = _mm256_set1_epi32(0x0F);
-        __m256i q[4] = {_mm256_and_si256(b0, nibble), _mm256_and_si256(b1, nibble), _mm256_srli_epi32(b0, 4), _mm256_srli_epi32(b1, 4)};
-        if (five) {
-            // Bit 8k + l of the fifth bits belongs to lane l of vector k.
-            __m256i bits = _mm256_set1_epi32((int)load_u32(p + 2 + 2 * minimum)), sixteen = _mm256_set1_epi32(16);
-            for (int k = 0; k < 4; k++) {
-                // Bits 8k ..< 8k + 8 to bits 4 ..< 12, then lane l's to bit 4.
-                __m256i moved = _mm256_slli_epi32(_mm256_srli_epi32(bits, 8 * k), 4);
-                moved = _mm256_srlv_epi32(moved, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-                q[k] = _mm256_or_si256(q[k], _mm256_and_si256(moved, sixteen));
-            }
-        }
+        __m256i q[4];
+        quants_avx2(p, minimum, five, q);
         __m128 scales = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load_u32(p)));
         __m256 a = _mm256_broadcastss_ps(scales);
         __m256 b = minimum ? _mm256_broadcastss_ps(_mm_movehdup_ps(scales)) : _mm256_mul_ps(a, _mm256_set1_ps(five ? -16 : -8));
@@ -550,17 +559,8 @@ TARGET_AVX2 static void dequantize_blocks_avx2(uint32_t type, const uint8_t *blo
     __m256i offset = _mm256_set1_epi32(minimum ? 0 : (five ? 16 : 8));
     for (int64_t g = 0; g < count; g++) {
         const uint8_t *p = blocks + size * g;
-        __m128i packed = _mm_loadu_si128((const __m128i *)(p + 2 + 2 * minimum + 4 * five));
-        __m256i b0 = _mm256_cvtepu8_epi32(packed), b1 = _mm256_cvtepu8_epi32(_mm_srli_si128(packed, 8));
-        __m256i q[4] = {_mm256_and_si256(b0, nibble), _mm256_and_si256(b1, nibble), _mm256_srli_epi32(b0, 4), _mm256_srli_epi32(b1, 4)};
-        if (five) {
-            __m256i bits = _mm256_set1_epi32((int)load_u32(p + 2 + 2 * minimum)), sixteen = _mm256_set1_epi32(16);
-            for (int k = 0; k < 4; k++) {
-                __m256i moved = _mm256_slli_epi32(_mm256_srli_epi32(bits, 8 * k), 4);
-                moved = _mm256_srlv_epi32(moved, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-                q[k] = _mm256_or_si256(q[k], _mm256_and_si256(moved, sixteen));
-            }
-        }
+        __m256i q[4];
+        quants_avx2(p, minimum, five, q);
         __m256 d = _mm256_set1_ps(half_avx2(p)), m = _mm256_set1_ps(minimum ? half_avx2(p + 2) : 0);
         for (int k = 0; k < 4; k++) {
             __m256 w = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q[k], offset)), d);
