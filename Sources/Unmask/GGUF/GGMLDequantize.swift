@@ -43,9 +43,9 @@ public enum GGMLDequantize {
         }
     }
 
-    /// Dequantizes `count` consecutive blocks on the calling thread: the 32-value types by the
-    /// SIMD kernels where the CPU has them (`unmask_dequantize_blocks`, the same bits), the
-    /// rest, and those elsewhere, by the plain loops below.
+    /// Dequantizes `count` consecutive blocks on the calling thread: the types with fused kernels
+    /// (Q4_0 … Q8_0, Q4_K, Q5_K, Q6_K) by SIMD where the CPU has it (`unmask_dequantize_blocks`,
+    /// the same bits), the rest, and those elsewhere, by the plain loops below.
     public static func blocks(_ source: UnsafeRawPointer, type: GGMLType, count: Int, into out: UnsafeMutablePointer<Float>) {
         if unmask_dequantize_blocks(type.rawValue, source, Int64(count), out) != 0 { return }
         reference(source, type: type, count: count, into: out)
