@@ -15,7 +15,7 @@
 #define UNROLL _Pragma("clang loop unroll(full)")
 
 // The ggml type numbers (as GGUF stores them) that have fused kernels.
-enum { Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14 };
+enum { F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14, BF16 = 30 };
 
 // MARK: Scalars
 
@@ -39,6 +39,13 @@ ALWAYS_INLINE float half_to_float(const uint8_t *p) {
     return f;
 }
 
+ALWAYS_INLINE float bfloat_to_float(const uint8_t *p) {
+    uint32_t bits = ((uint32_t)p[0] | (uint32_t)p[1] << 8) << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
 ALWAYS_INLINE uint32_t load_u32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
@@ -56,22 +63,25 @@ ALWAYS_INLINE void scale_min_k4(int j, const uint8_t *s, uint8_t *sc, uint8_t *m
 
 // MARK: Weight groups
 //
-// Every supported type is read as groups of 32 values w = a·q + b: q small integers as stored
-// (bytes), a and b one scale and one offset per half group of 16 (most types share them across
-// the group; Q6_K has a scale per 16). Each variant turns a group into float32 in registers and
-// multiplies it with float32 activations: the products are the dequantized weights' (as
-// `GGMLDequantize` writes them) without a float32 copy of the matrix, and the activations are
-// not rounded at all. Layouts as in ggml-common.h.
+// Every supported type is read as groups of 32 values. The block types store w = a·q + b: q small
+// integers (bytes), a and b one scale and one offset per half group of 16 (most types share them
+// across the group; Q6_K has a scale per 16). F16 and BF16 store w itself, 64 bytes a group.
+// Each variant turns a group into float32 in registers and multiplies it with float32
+// activations: the products are the dequantized weights' (as `GGMLDequantize` writes them)
+// without a float32 copy of the matrix, and the activations are not rounded at all (AVX512-BF16's
+// `vdpbf16ps` would round them to 8 significant bits, so it is not used). Layouts as in
+// ggml-common.h.
 
 int unmask_quantized_supported(uint32_t type) {
     switch (type) {
+    case F16: case BF16:
     case Q4_0: case Q4_1: case Q5_0: case Q5_1: case Q8_0: case Q4_K: case Q5_K: case Q6_K: return 1;
     default: return 0;
     }
 }
 
-/// Group g of a row in plain C: its 32 integers, and per half the scale and offset.
-ALWAYS_INLINE void group_reference(uint32_t type, const uint8_t *row, int64_t g, int32_t q[32], float a[2], float b[2]) {
+/// Group g of a block-quantized row in plain C: its 32 integers, and per half the scale and offset.
+ALWAYS_INLINE void quants_reference(uint32_t type, const uint8_t *row, int64_t g, int32_t q[32], float a[2], float b[2]) {
     const uint8_t *p;
     switch (type) {
     case Q4_0: case Q4_1: case Q5_0: case Q5_1: {
@@ -126,6 +136,18 @@ ALWAYS_INLINE void group_reference(uint32_t type, const uint8_t *row, int64_t g,
     }
 }
 
+/// Group g of a row in plain C: its 32 weights.
+ALWAYS_INLINE void group_reference(uint32_t type, const uint8_t *row, int64_t g, float w[32]) {
+    if (type == F16 || type == BF16) {
+        for (int l = 0; l < 32; l++) w[l] = type == F16 ? half_to_float(row + 64 * g + 2 * l) : bfloat_to_float(row + 64 * g + 2 * l);
+        return;
+    }
+    int32_t q[32];
+    float a[2], b[2];
+    quants_reference(type, row, g, q, a, b);
+    for (int l = 0; l < 32; l++) w[l] = fmaf(a[l / 16], (float)q[l], b[l / 16]);
+}
+
 typedef void (*row_kernel)(uint32_t type, const uint8_t *row, int64_t groups, const float *x, int64_t columns,
                            int64_t m, float *out, int64_t ldo, int accumulate);
 
@@ -135,10 +157,9 @@ static void row_reference(uint32_t type, const uint8_t *row, int64_t groups, con
     for (int64_t i = 0; i < m; i++) {
         float sum = 0;
         for (int64_t g = 0; g < groups; g++) {
-            int32_t q[32];
-            float a[2], b[2];
-            group_reference(type, row, g, q, a, b);
-            for (int l = 0; l < 32; l++) sum += fmaf(a[l / 16], (float)q[l], b[l / 16]) * x[i * columns + 32 * g + l];
+            float w[32];
+            group_reference(type, row, g, w);
+            for (int l = 0; l < 32; l++) sum += w[l] * x[i * columns + 32 * g + l];
         }
         out[i * ldo] = accumulate ? out[i * ldo] + sum : sum;
     }
@@ -193,6 +214,11 @@ TARGET_AVX2 ALWAYS_INLINE void quants_avx2(const uint8_t *p, int minimum, int fi
     }
 }
 
+/// 8 bfloat16 as float32: each in the top half of a 32-bit lane.
+TARGET_AVX2 ALWAYS_INLINE __m256 bfloat8_avx2(const uint8_t *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
 TARGET_AVX2 ALWAYS_INLINE void weights_avx2(uint32_t type, const uint8_t *row, int64_t g, __m256 w[4]) {
     if (type == Q4_0 || type == Q4_1 || type == Q5_0 || type == Q5_1) {
         int minimum = type == Q4_1 || type == Q5_1, five = type == Q5_0 || type == Q5_1;
@@ -203,6 +229,10 @@ TARGET_AVX2 ALWAYS_INLINE void weights_avx2(uint32_t type, const uint8_t *row, i
         __m256 a = _mm256_broadcastss_ps(scales);
         __m256 b = minimum ? _mm256_broadcastss_ps(_mm_movehdup_ps(scales)) : _mm256_mul_ps(a, _mm256_set1_ps(five ? -16 : -8));
         for (int k = 0; k < 4; k++) w[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q[k]), a, b);
+    } else if (type == F16) {
+        for (int k = 0; k < 4; k++) w[k] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 64 * g + 16 * k)));
+    } else if (type == BF16) {
+        for (int k = 0; k < 4; k++) w[k] = bfloat8_avx2(row + 64 * g + 16 * k);
     } else {  // Q8_0 (the K-quants go a super-block at a time, in chunk_avx2)
         const uint8_t *p = row + 34 * g;
         __m256 a = _mm256_set1_ps(half_avx2(p));
@@ -321,10 +351,21 @@ TARGET_AVX2 ALWAYS_INLINE void chunk_avx2(uint32_t type, int R, const uint8_t *r
 //
 // A group is 2 vectors of 16 floats, one per half.
 
+/// 16 bfloat16 as float32: each in the top half of a 32-bit lane.
+TARGET_AVX512 ALWAYS_INLINE __m512 bfloat16_avx512(const uint8_t *p) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+
 /// Group g as two vectors of 16 float32 weights (its halves). The 4- and 5-bit types widen their
 /// 16 packed bytes once, to 32-bit lanes, and split the nibbles there: one lane shuffle per group
 /// instead of two (shuffles share one port with the broadcasts and conversions here).
 TARGET_AVX512 ALWAYS_INLINE void weights_avx512(uint32_t type, const uint8_t *row, int64_t g, __m512 *w0, __m512 *w1) {
+    if (type == F16 || type == BF16) {
+        const uint8_t *p = row + 64 * g;
+        *w0 = type == F16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)) : bfloat16_avx512(p);
+        *w1 = type == F16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32))) : bfloat16_avx512(p + 32);
+        return;
+    }
     __m512i q0, q1;
     __m512 a0, b0, a1, b1;
     if (type == Q4_0 || type == Q4_1 || type == Q5_0 || type == Q5_1) {
@@ -475,8 +516,11 @@ TARGET_AVX512 ALWAYS_INLINE void chunk_avx512(uint32_t type, int R, const uint8_
     DEFINE_ROW_KERNEL(TARGET, suffix, CHUNK, Q5_0) DEFINE_ROW_KERNEL(TARGET, suffix, CHUNK, Q5_1)     \
     DEFINE_ROW_KERNEL(TARGET, suffix, CHUNK, Q8_0) DEFINE_ROW_KERNEL(TARGET, suffix, CHUNK, Q4_K)     \
     DEFINE_ROW_KERNEL(TARGET, suffix, CHUNK, Q5_K) DEFINE_ROW_KERNEL(TARGET, suffix, CHUNK, Q6_K)     \
+    DEFINE_ROW_KERNEL(TARGET, suffix, CHUNK, F16) DEFINE_ROW_KERNEL(TARGET, suffix, CHUNK, BF16)      \
     static row_kernel row_kernel_##suffix(uint32_t type) {                                            \
         switch (type) {                                                                               \
+        case F16: return row_##suffix##_F16;                                                          \
+        case BF16: return row_##suffix##_BF16;                                                        \
         case Q4_0: return row_##suffix##_Q4_0;                                                        \
         case Q4_1: return row_##suffix##_Q4_1;                                                        \
         case Q5_0: return row_##suffix##_Q5_0;                                                        \
@@ -508,6 +552,14 @@ TARGET_AVX2 ALWAYS_INLINE void store_scaled_avx2(float *out, __m256i q, float sc
 /// the values are the same bits as `GGMLDequantize`'s.
 TARGET_AVX2 static void dequantize_blocks_avx2(uint32_t type, const uint8_t *blocks, int64_t count, float *out) {
     __m256i nibble = _mm256_set1_epi32(0x0F);
+    if (type == F16 || type == BF16) {
+        // Blocks of one value.
+        int64_t i = 0;
+        for (; i + 8 <= count; i += 8)
+            _mm256_storeu_ps(out + i, type == F16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blocks + 2 * i))) : bfloat8_avx2(blocks + 2 * i));
+        for (; i < count; i++) out[i] = type == F16 ? half_avx2(blocks + 2 * i) : bfloat_to_float(blocks + 2 * i);
+        return;
+    }
     if (type == Q4_K || type == Q5_K) {
         int five = type == Q5_K;
         for (int64_t b = 0; b < count; b++) {

@@ -4,12 +4,12 @@ import UnmaskCKernels
 import UnmaskKernels
 
 /// `unmask-bench --fused-kernel yes [--kernel-rows 1536] [--kernel-columns 512]`: the fused
-/// quantized-product kernels alone, one thread, every variant this CPU has, for each type at 1 and
-/// 8 input rows. A matrix small enough to stay in cache (1536 × 512 Q4_1 is 0.5 MB), so the figure
-/// is the kernel's arithmetic, not memory bandwidth. Weights are random bytes: the timing does not
-/// depend on their values.
+/// stored-precision kernels alone, one thread, every variant this CPU has, for each type at 1 and
+/// 8 input rows. A matrix small enough to stay in cache (1536 × 512 Q4_1 is 0.5 MB; F16 1.5 MB),
+/// so the figure is the kernel's arithmetic, not memory bandwidth. Weights are random bytes: the
+/// timing does not depend on their values.
 enum FusedKernelBench {
-    static let types: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+    static let types: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .f16, .bf16]
 
     static func rows(arguments: Arguments) -> [(String, String)] {
         let rows = arguments.int("--kernel-rows", 1536), columns = arguments.int("--kernel-columns", 512)
@@ -19,7 +19,13 @@ enum FusedKernelBench {
         var result = [Float](repeating: 0, count: 8 * rows)
         for type in types where columns % type.blockSize == 0 {
             let rowBytes = columns / type.blockSize * type.bytesPerBlock
-            let weights = (0..<(rows * rowBytes)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+            // Random bytes, but F16 and BF16 values finite and normal: subnormals cost some CPUs
+            // extra cycles that trained weights would not.
+            let weights = (0..<(rows * rowBytes)).map { i in
+                let byte = UInt8(truncatingIfNeeded: generator.next())
+                guard type == .f16 || type == .bf16, i % 2 == 1 else { return byte }
+                return (byte & 0x80) | (type == .f16 ? 0x20 | (byte & 0x0F) : 0x3C | (byte & 0x01))
+            }
             var cells: [String] = []
             for level in 0...Int(unmask_best_kernel_level()) {
                 unmask_set_kernel_level(Int32(level))

@@ -52,10 +52,10 @@ import UnmaskTestSupport
 
     /// The SIMD block conversion (the panels') gives the plain loops' bits, random bytes as
     /// scales included (subnormal, negative, infinite and NaN float16 scales among them).
-    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K])
+    @Test(arguments: [GGMLType.f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K])
     func simdBlocksMatchThePlainLoops(type: GGMLType) {
         var rng = SeededRandom(seed: 40 + UInt64(type.rawValue))
-        let blocks = 1000
+        let blocks = type.blockSize == 1 ? 1003 : 1000  // one-value blocks: a tail past the vectors too
         let bytes = (0..<blocks * type.bytesPerBlock).map { _ in UInt8.random(in: 0...255, using: &rng) }
         var plain = [Float](repeating: 0, count: blocks * type.blockSize)
         bytes.withUnsafeBytes { GGMLDequantize.reference($0.baseAddress!, type: type, count: blocks, into: &plain) }

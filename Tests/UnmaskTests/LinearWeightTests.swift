@@ -98,7 +98,7 @@ import UnmaskTestSupport
         }
     }
 
-    static let fusedTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+    static let fusedTypes: [GGMLType] = [.f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
 
     /// The fused path (groups dequantized in registers, `UnmaskCKernels`): every kernel variant
     /// this CPU has (reference C, AVX2, AVX-512) against a double-precision product of the
@@ -134,6 +134,25 @@ import UnmaskTestSupport
                     }
                 }
             }
+        }
+    }
+
+    /// F16 and BF16 rows of any length compute: the fused kernels take 32 values at a time, so
+    /// rows of another length go through the panels even when few input rows ask for the fused path.
+    @Test(arguments: [GGMLType.f16, .bf16])
+    func halfPrecisionRowsThatAreNoMultipleOf32TakeThePanels(type: GGMLType) {
+        var rng = SeededRandom(seed: 12)
+        let rows = 9, columns = 72, m = 3
+        let bytes = GGUFBuilder.randomBlocks(type, count: rows * columns, using: &rng)
+        bytes.withUnsafeBytes { raw in
+            var dense = [Float](repeating: 0, count: rows * columns)
+            GGMLDequantize.rows(raw.baseAddress!, type: type, rowLength: columns, rowCount: rows, into: &dense)
+            let weight = LinearWeight(type: type, data: raw.baseAddress!, rows: rows, columns: columns, owner: FloatBuffer(count: 1))
+            weight.fusedRowLimit = 64
+            let x = rng.floats(m * columns)
+            var out = [Float](repeating: 0, count: m * rows)
+            weight.forward(x, rows: m, bias: nil, out: &out)
+            Self.expectClose(out, Self.reference(x, rows: m, dense, outFeatures: rows, bias: nil), "\(type), \(columns) columns")
         }
     }
 
@@ -199,7 +218,7 @@ import UnmaskTestSupport
 
     /// Half-precision safetensors fixtures (BF16, and F16 in shards) kept as stored: their
     /// matrices stay BF16/F16 and their embeddings equal the float32 load's up to summation order,
-    /// batched and one text at a time.
+    /// batched (panels) and one text at a time (fused kernels).
     @Test(arguments: [("llama2-bf16", GGMLType.bf16), ("qwen3-tiny-bf16", .bf16), ("mistral-f16-sharded", .f16)])
     func halfPrecisionSafetensorsMatchTheirFloat32Load(fixture: String, stored: GGMLType) throws {
         let path = Fixtures.path("models", fixture)
@@ -208,6 +227,8 @@ import UnmaskTestSupport
         let auto = try Encoder(modelPath: path, precision: .auto)
         #expect(auto.model.weights.layers[0].qProj.weight.type == stored && auto.model.weights.embedTokens.type == stored)
         #expect(float32.model.weights.layers[0].qProj.weight.float32 != nil)
+        // Their vectors differ in the last bits: an evaluation cache keeps them apart.
+        #expect(EmbeddingCache.identity(of: float32) != EmbeddingCache.identity(of: auto))
         let expected = try float32.encode(texts)
         for (a, f) in zip(try auto.encode(texts), expected) { #expect(Compare.cosine(a, f) > 0.99999, "\(fixture) batched") }
         let single = try Encoder(modelPath: path, precision: .auto) { $0.batchSize = 1 }

@@ -14,6 +14,8 @@ public final class Encoder: @unchecked Sendable {
     public let tokenizer: Tokenizer
     public let options: EncoderOptions
     public let adapters: [LoRAAdapter]
+    /// How the matrices were loaded: as stored, or converted to float32 (`--weight-precision`).
+    public let weightPrecision: WeightPrecision
     /// The model's sentence-transformers pipeline, when its folder has one.
     public let sentenceTransformer: SentenceTransformerConfig?
     /// Dense modules, normalization and Matryoshka truncation after pooling.
@@ -34,6 +36,7 @@ public final class Encoder: @unchecked Sendable {
         checkpoint = try Checkpoint(path: modelPath)
         tokenizer = try checkpoint.loadTokenizer()
         model = try checkpoint.loadModel(lmHead: lmHead, precision: precision)
+        weightPrecision = precision
         adapters = try adapterPaths.map { try LoRAAdapter(directory: $0) }
         for adapter in adapters { try adapter.merge(into: model.weights) }
 
@@ -72,6 +75,7 @@ public final class Encoder: @unchecked Sendable {
         tokenizer = other.tokenizer
         model = other.model
         adapters = other.adapters
+        weightPrecision = other.weightPrecision
         sentenceTransformer = other.sentenceTransformer
         head = other.head
         defaultPrompt = other.defaultPrompt

@@ -324,6 +324,9 @@ public final class EmbeddingCache {
         if o.dimensions != nil { settings.append("dimensions=\(encoder.dimension)") }
         if !encoder.defaultPrompt.isEmpty { settings.append("default_prompt=\(encoder.defaultPrompt)") }
         if o.longInputs == .chunk { settings.append("long=chunk,overlap=\(o.chunkOverlap.map(String.init) ?? "auto")") }
+        // Float32 copies of F16/BF16/quantized matrices round differently from products computed
+        // as stored: a parity run with --weight-precision f32 must not read the stored run's vectors.
+        if encoder.weightPrecision == .float32 { settings.append("weights=f32") }
         let parts: [String] = ["Encoder", stamp(encoder.checkpoint.path)] + adapters + settings
         return parts.joined(separator: "|")
     }

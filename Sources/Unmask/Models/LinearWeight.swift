@@ -23,15 +23,15 @@ public struct UnmergedLoRA: Sendable {
 /// A matrix [rows, columns] as linear layers and embedding lookups use it: float32, or in its
 /// stored format, never converted whole. A product with a stored matrix takes one of two paths,
 /// both computing with exactly the dequantized weights and the float32 input:
-/// - a few input rows (a short query; up to `fusedRowLimit`), with a ggml block type: the fused
-///   kernels of `UnmaskCKernels` dequantize each group of 32 weights in registers and multiply it
-///   with every input row there, reading the matrix once at its stored size. Rounding the input
-///   to 8 bits instead, as llama.cpp's CPU backend does, moved some of SmolLM2's short texts to
-///   cosine 0.84 of the float result (outlier activations leave the rest of their group a few
-///   levels), so the input is never rounded;
-/// - many input rows (a batch of texts), or a type without a fused kernel (F16, BF16, Q2_K,
-///   Q3_K): one panel of rows at a time is converted into pooled scratch (about 4 MB) and
-///   multiplied by BLAS, at the float32 path's rate.
+/// - a few input rows (a short query; up to `fusedRowLimit`): the fused kernels of
+///   `UnmaskCKernels` turn each group of 32 weights (ggml block quants, F16, BF16) into float32
+///   in registers and multiply it with every input row there, reading the matrix once at its
+///   stored size. Rounding the input to 8 bits instead, as llama.cpp's CPU backend does, moved
+///   some of SmolLM2's short texts to cosine 0.84 of the float result (outlier activations leave
+///   the rest of their group a few levels), so the input is never rounded;
+/// - many input rows (a batch of texts), or a type without a fused kernel (Q2_K, Q3_K): one panel
+///   of rows at a time is converted into pooled scratch (about 4 MB) and multiplied by BLAS, at
+///   the float32 path's rate.
 ///
 /// Adapters on a stored matrix stay unmerged (`UnmergedLoRA`): merging would mean requantizing.
 public final class LinearWeight: @unchecked Sendable {
@@ -122,7 +122,7 @@ public final class LinearWeight: @unchecked Sendable {
         case let .float32(w):
             Kernels.linear(x, rows: m, inFeatures: k, weight: w.pointer, outFeatures: n, bias: bias, out: out, accumulate: accumulate)
         case let .stored(type, data, rowOrder, _):
-            if m <= fusedRowLimit && unmask_quantized_supported(type.rawValue) != 0 {
+            if m <= fusedRowLimit && k % 32 == 0 && unmask_quantized_supported(type.rawValue) != 0 {
                 fusedForward(x, rows: m, type: type, data: data, rowOrder: rowOrder, out: out, accumulate: accumulate)
             } else {
                 forEachPanel { range, panel in
@@ -141,8 +141,8 @@ public final class LinearWeight: @unchecked Sendable {
         }
     }
 
-    /// out (+)= x·Wᵀ computed from W's blocks as stored (`unmask_quantized_matmul`: each group of
-    /// 32 weights dequantized in registers), whole rows per worker.
+    /// out (+)= x·Wᵀ computed from W as stored (`unmask_quantized_matmul`: each group of 32
+    /// weights converted in registers), whole rows per worker.
     private func fusedForward(_ x: UnsafePointer<Float>, rows m: Int, type: GGMLType, data: UnsafeRawPointer, rowOrder: [Int]?,
                               out: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let n = rows, k = columns

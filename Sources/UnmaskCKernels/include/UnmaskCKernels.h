@@ -3,11 +3,11 @@
 
 #include <stdint.h>
 
-/// Products of ggml block-quantized weight rows with float32 activations, computed from the
-/// blocks as stored: each group of 32 weights is turned into float32 in registers and multiplied
-/// there, so no float32 copy of the matrix is made and the activations are not rounded (rounding
-/// them to 8 bits, as llama.cpp's CPU backend does, moved short SmolLM2 embeddings to cosine
-/// 0.84; BENCHMARKS.md). One binary carries a plain C reference and SIMD variants compiled with
+/// Products of weight rows as stored (ggml block quants, F16, BF16) with float32 activations:
+/// each group of 32 weights is turned into float32 in registers and multiplied there, so no
+/// float32 copy of the matrix is made and the activations are not rounded (rounding them to 8
+/// bits, as llama.cpp's CPU backend does, moved short SmolLM2 embeddings to cosine 0.84;
+/// BENCHMARKS.md). One binary carries a plain C reference and SIMD variants compiled with
 /// per-function target attributes; the best the CPU supports is chosen at run time.
 ///
 /// Also the thread pool `Parallel` hands loops to (`unmask_pool_run`).
@@ -18,15 +18,15 @@ int unmask_quantized_supported(uint32_t type);
 /// out[i * ldo + (r - row_begin)] (+)= (weight row r) · x[i * columns ..< (i + 1) * columns] for
 /// r in [row_begin, row_end) and i in [0, m); `accumulate` adds to what `out` holds. Weight row r
 /// starts at `weights + row_bytes * stored(r)`, stored(r) = row_order ? row_order[r] : r, and has
-/// `columns` elements (a multiple of the type's block size).
+/// `columns` elements (a multiple of 32 and of the type's block size).
 void unmask_quantized_matmul(uint32_t type, const void *weights, int64_t row_bytes, const int64_t *row_order,
                              int64_t row_begin, int64_t row_end, int64_t columns, const float *x, int64_t m,
                              float *out, int64_t ldo, int accumulate);
 
 /// `count` blocks of ggml type `type` as float32 into `out` (the type's block size per block), bit
-/// for bit as ggml's dequantizers (and `GGMLDequantize`, the reference) compute them. Returns 0
-/// without writing when there is no SIMD variant for the type or the CPU: the types of
-/// `unmask_quantized_supported`, with AVX2.
+/// for bit as ggml's dequantizers (and `GGMLDequantize`, the reference) compute them (F16 and
+/// BF16 blocks are one value each). Returns 0 without writing when there is no SIMD variant for
+/// the type or the CPU: the types of `unmask_quantized_supported`, with AVX2.
 int unmask_dequantize_blocks(uint32_t type, const void *blocks, int64_t count, float *out);
 
 /// The variants, best last. `unmask_set_kernel_level` forces one (tests compare them), as does
