@@ -60,19 +60,20 @@ import UnmaskTestSupport
         var plain = [Float](repeating: 0, count: blocks * type.blockSize)
         bytes.withUnsafeBytes { GGMLDequantize.reference($0.baseAddress!, type: type, count: blocks, into: &plain) }
         for level in Int32(UNMASK_KERNEL_AVX2)...unmask_best_kernel_level() {
-            unmask_set_kernel_level(level)
-            defer { unmask_set_kernel_level(-1) }
             var simd = [Float](repeating: -1, count: blocks * type.blockSize)
-            let ran = bytes.withUnsafeBytes { unmask_dequantize_blocks(type.rawValue, $0.baseAddress!, Int64(blocks), &simd) }
+            let ran = withKernelLevel(level) {
+                bytes.withUnsafeBytes { unmask_dequantize_blocks(type.rawValue, $0.baseAddress!, Int64(blocks), &simd) }
+            }
             #expect(ran == 1)
             let differ = zip(simd, plain).filter { $0.bitPattern != $1.bitPattern && !($0.isNaN && $1.isNaN) }
             #expect(differ.isEmpty, "\(type) at kernel level \(level): \(differ.count) values differ, first \(differ.prefix(3))")
         }
         // Without SIMD the caller converts.
-        unmask_set_kernel_level(Int32(UNMASK_KERNEL_REFERENCE))
-        defer { unmask_set_kernel_level(-1) }
         var untouched = [Float](repeating: 7, count: type.blockSize)
-        #expect(bytes.withUnsafeBytes { unmask_dequantize_blocks(type.rawValue, $0.baseAddress!, 1, &untouched) } == 0)
+        let ran = withKernelLevel(Int32(UNMASK_KERNEL_REFERENCE)) {
+            bytes.withUnsafeBytes { unmask_dequantize_blocks(type.rawValue, $0.baseAddress!, 1, &untouched) }
+        }
+        #expect(ran == 0)
         #expect(untouched == [Float](repeating: 7, count: type.blockSize))
     }
 

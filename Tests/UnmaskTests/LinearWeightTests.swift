@@ -103,12 +103,13 @@ import UnmaskTestSupport
     /// The fused path (groups dequantized in registers, `UnmaskCKernels`): every kernel variant
     /// this CPU has (reference C, AVX2, AVX-512) against a double-precision product of the
     /// dequantized weights, at every activation-row count up to two register chunks and a tail,
-    /// in both row orders, with and without accumulation.
+    /// and past one block of the AVX2 tiles (48 rows; columns: a whole tile of 512 and a partial
+    /// one), in both row orders, with and without accumulation.
     @Test(arguments: fusedTypes)
     func fusedProductsMatchTheDequantizedReference(type: GGMLType) {
         #expect(unmask_quantized_supported(type.rawValue) == 1)
         var rng = SeededRandom(seed: 11)
-        let rows = 37, columns = type.blockSize == 256 ? 512 : 544
+        let rows = 37, columns = type.blockSize == 256 ? 768 : 544
         let bytes = GGUFBuilder.randomBlocks(type, count: rows * columns / type.blockSize, using: &rng)
         let owner = FloatBuffer(count: 1)
         bytes.withUnsafeBytes { raw in
@@ -117,20 +118,21 @@ import UnmaskTestSupport
                 GGMLDequantize.rows(raw.baseAddress!, type: type, rowLength: columns, rowCount: rows, into: &dense, rowOrder: order)
                 let weight = LinearWeight(type: type, data: raw.baseAddress!, rows: rows, columns: columns, rowOrder: order, owner: owner)
                 weight.fusedRowLimit = 64
-                for m in [1, 2, 3, 4, 5, 7, 8, 9, 13, 17] {
+                for m in [1, 2, 3, 4, 5, 7, 8, 9, 13, 17, 50] {
                     let x = rng.floats(m * columns), bias = rng.floats(rows)
                     let expected = Self.reference(x, rows: m, dense, outFeatures: rows, bias: bias)
                     for level in 0...Int(unmask_best_kernel_level()) {
-                        unmask_set_kernel_level(Int32(level))
-                        defer { unmask_set_kernel_level(-1) }
                         let what = "\(type) \(String(cString: unmask_kernel_name(Int32(level)))), m = \(m)\(order == nil ? "" : ", permuted rows")"
-                        var out = [Float](repeating: 0, count: m * rows)
-                        weight.forward(x, rows: m, bias: bias, out: &out)
+                        var out = [Float](repeating: 0, count: m * rows), accumulated = out
+                        withKernelLevel(Int32(level)) {
+                            weight.forward(x, rows: m, bias: bias, out: &out)
+                            // accumulate adds to what `out` holds.
+                            accumulated = out
+                            weight.forward(x, rows: m, bias: nil, out: &accumulated, accumulate: true)
+                        }
                         Self.expectClose(out, expected, what)
-                        // accumulate adds to what `out` holds.
-                        weight.forward(x, rows: m, bias: nil, out: &out, accumulate: true)
                         let sum = Self.reference(x, rows: m, dense, outFeatures: rows, bias: nil)
-                        Self.expectClose(out, (zip(expected.values, sum.values).map { $0 + $1 }, zip(expected.scale, sum.scale).map { $0 + $1 }), what + ", accumulate")
+                        Self.expectClose(accumulated, (zip(expected.values, sum.values).map { $0 + $1 }, zip(expected.scale, sum.scale).map { $0 + $1 }), what + ", accumulate")
                     }
                 }
             }

@@ -25,8 +25,8 @@ public struct UnmergedLoRA: Sendable {
 /// both computing with exactly the dequantized weights and the float32 input:
 /// - a few input rows (a short query; up to `fusedRowLimit`): the fused kernels of
 ///   `UnmaskCKernels` turn each group of 32 weights (ggml block quants, F16, BF16) into float32
-///   in registers and multiply it with every input row there, reading the matrix once at its
-///   stored size. Rounding the input to 8 bits instead, as llama.cpp's CPU backend does, moved
+///   in registers (from 8 rows on AVX2, a tile of a few weight rows in L1) and multiply it with
+///   every input row there, reading the matrix once at its stored size. Rounding the input to 8 bits instead, as llama.cpp's CPU backend does, moved
 ///   some of SmolLM2's short texts to cosine 0.84 of the float result (outlier activations leave
 ///   the rest of their group a few levels), so the input is never rounded;
 /// - many input rows (a batch of texts), or a type without a fused kernel (Q2_K, Q3_K): one panel
@@ -62,7 +62,10 @@ public final class LinearWeight: @unchecked Sendable {
 
     static func defaultFusedRows(forKernelLevel level: Int) -> Int {
         switch level {
-        case UNMASK_KERNEL_AVX512, UNMASK_KERNEL_AVX2: 16
+        // Measured on SmolLM2 and Qwen2.5 (BENCHMARKS.md): with its tiles, AVX2's fused path
+        // beats the panels up to 32 rows; the AVX-512 row kernels up to 16.
+        case UNMASK_KERNEL_AVX2: 32
+        case UNMASK_KERNEL_AVX512: 16
         default: 0
         }
     }

@@ -4,7 +4,8 @@
 #include <stdint.h>
 
 /// Products of weight rows as stored (ggml block quants, F16, BF16) with float32 activations:
-/// each group of 32 weights is turned into float32 in registers and multiplied there, so no
+/// each group of 32 weights is turned into float32 in registers and multiplied there (from 8
+/// input rows on AVX2, a few rows × 512 columns at a time, into a tile that stays in L1), so no
 /// float32 copy of the matrix is made and the activations are not rounded (rounding them to 8
 /// bits, as llama.cpp's CPU backend does, moved short SmolLM2 embeddings to cosine 0.84;
 /// BENCHMARKS.md). One binary carries a plain C reference and SIMD variants compiled with
