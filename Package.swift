@@ -41,7 +41,8 @@ let package = Package(
         .target(name: "UnmaskCKernels"),
         .target(name: "UnmaskTokenizers"),
         .target(name: "Unmask", dependencies: ["UnmaskKernels", "UnmaskCKernels", "UnmaskTokenizers", .product(name: "Crypto", package: "swift-crypto"),
-                                       .product(name: "HeapModule", package: "swift-collections")]),
+                                       .product(name: "HeapModule", package: "swift-collections")],
+                exclude: ["Evaluation/README.md", "TrainingData/README.md"]),
         .target(
             name: "UnmaskServer",
             dependencies: [

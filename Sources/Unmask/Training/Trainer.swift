@@ -188,7 +188,8 @@ public final class Trainer {
     private func prepareOutput() throws {
         do {
             try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-            if !FileManager.default.fileExists(atPath: logURL.path) { FileManager.default.createFile(atPath: logURL.path, contents: nil) }
+            // A file that cannot be created shows as FileHandle's error just below.
+            if !FileManager.default.fileExists(atPath: logURL.path) { _ = FileManager.default.createFile(atPath: logURL.path, contents: nil) }
             let handle = try FileHandle(forWritingTo: logURL)
             try handle.seekToEnd()
             log = handle
