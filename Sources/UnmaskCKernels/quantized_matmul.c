@@ -1,6 +1,7 @@
 #include "UnmaskCKernels.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,17 +175,32 @@ static void row_reference(uint32_t type, const uint8_t *row, int64_t groups, con
 /// empty asm keeping it so: left to itself the compiler inserts the half into any vector register
 /// (only lane 0 is used), an accumulator included, which chained each group's conversion to the
 /// previous group's FMAs (Q8_0 on AVX2 ran at half speed).
-#define DEFINE_HALF(TARGET, suffix)                                                                   \
-    TARGET ALWAYS_INLINE float half_##suffix(const uint8_t *p) {                                      \
-        uint16_t h;                                                                                   \
-        memcpy(&h, p, 2);                                                                             \
-        __m128i v = _mm_cvtsi32_si128(h);                                                             \
-        __asm__("" : "+x"(v));                                                                        \
-        return _mm_cvtss_f32(_mm_cvtph_ps(v));                                                        \
-    }
+TARGET_AVX512 ALWAYS_INLINE float half_avx512(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    __m128i v = _mm_cvtsi32_si128(h);
+    __asm__("" : "+x"(v));
+    return _mm_cvtss_f32(_mm_cvtph_ps(v));
+}
 
-DEFINE_HALF(TARGET_AVX2, avx2)
-DEFINE_HALF(TARGET_AVX512, avx512)
+/// Every float16 as float32 (by F16C), indexed by its bits. On AVX2 a block's scale comes from
+/// here: broadcasting it is then a load, where converting it and broadcasting the register take
+/// two shuffles, and on few input rows the AVX2 kernels are bound by shuffles more than by FMAs
+/// (on Zen3, with the single row's four accumulators below, Q4_1 at one input row went from 10.9
+/// to 13.8 GMAC/s). 256 KB, filled once.
+static float half_table[65536];
+static pthread_once_t half_table_once = PTHREAD_ONCE_INIT;
+
+TARGET_AVX2 static void fill_half_table(void) {
+    for (int h = 0; h < 65536; h += 8)
+        _mm256_storeu_ps(half_table + h, _mm256_cvtph_ps(_mm_add_epi16(_mm_set1_epi16((short)h), _mm_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7))));
+}
+
+ALWAYS_INLINE float half_avx2(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return half_table[h];
+}
 
 /// The sum of a vector's 8 lanes.
 TARGET_AVX2 ALWAYS_INLINE float sum_avx2(__m256 v) {
@@ -196,15 +212,24 @@ TARGET_AVX2 ALWAYS_INLINE float sum_avx2(__m256 v) {
 // MARK: AVX2
 //
 // A group is 4 vectors of 8 floats. R activation rows (a constant after inlining, unrolled, so
-// the accumulators stay in registers) share each dequantized group; two accumulators per row
-// keep consecutive FMAs off each other's latency.
+// the accumulators stay in registers) share each dequantized group. Each row has
+// ACCUMULATORS_AVX2(type, R) accumulators, enough that its FMAs do not wait on each other's
+// latency: a single row gets one per vector of the group (with two, each FMA waited on the one
+// before it, which bounded one input row at 4 multiply-adds a cycle); from 2 rows on two a row
+// are enough, and four would not fit the 16 registers with the group (slower at 2 rows), nor
+// beside Q5_K's and Q6_K's unpacking at one row (5-9% slower).
 
-/// Group g as four vectors of 8 float32 weights; the 4- and 5-bit types widen each 8 packed bytes
-/// once to 32-bit lanes and split the nibbles there (half the lane shuffles).
-/// The 32 unsigned quants of a Q4_0/Q4_1/Q5_0/Q5_1 block at `p`, as four vectors of 32-bit lanes.
+/// 8 bytes widened to 32-bit lanes.
+TARGET_AVX2 ALWAYS_INLINE __m256i widen_bytes_avx2(const uint8_t *p) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+}
+
+/// The 32 unsigned quants of a Q4_0/Q4_1/Q5_0/Q5_1 block at `p`, as four vectors of 32-bit lanes:
+/// each 8 packed bytes are widened once and the nibbles split there (half the lane shuffles).
 TARGET_AVX2 ALWAYS_INLINE void quants_avx2(const uint8_t *p, int minimum, int five, __m256i q[4]) {
-    __m128i packed = _mm_loadu_si128((const __m128i *)(p + 2 + 2 * minimum + 4 * five));
-    __m256i b0 = _mm256_cvtepu8_epi32(packed), b1 = _mm256_cvtepu8_epi32(_mm_srli_si128(packed, 8)), nibble = _mm256_set1_epi32(0x0F);
+    // Each 8 bytes widened from memory: a byte shift of one 16-byte load would be one more shuffle.
+    __m256i b0 = widen_bytes_avx2(p + 2 + 2 * minimum + 4 * five), b1 = widen_bytes_avx2(p + 10 + 2 * minimum + 4 * five);
+    __m256i nibble = _mm256_set1_epi32(0x0F);
     q[0] = _mm256_and_si256(b0, nibble);
     q[1] = _mm256_and_si256(b1, nibble);
     q[2] = _mm256_srli_epi32(b0, 4);
@@ -226,15 +251,15 @@ TARGET_AVX2 ALWAYS_INLINE __m256 bfloat8_avx2(const uint8_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
 
+/// Group g as four vectors of 8 float32 weights.
 TARGET_AVX2 ALWAYS_INLINE void weights_avx2(uint32_t type, const uint8_t *row, int64_t g, __m256 w[4]) {
     if (type == Q4_0 || type == Q4_1 || type == Q5_0 || type == Q5_1) {
         int minimum = type == Q4_1 || type == Q5_1, five = type == Q5_0 || type == Q5_1;
         const uint8_t *p = row + (18 + 2 * minimum + 4 * five) * g;
         __m256i q[4];
         quants_avx2(p, minimum, five, q);
-        __m128 scales = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load_u32(p)));
-        __m256 a = _mm256_broadcastss_ps(scales);
-        __m256 b = minimum ? _mm256_broadcastss_ps(_mm_movehdup_ps(scales)) : _mm256_mul_ps(a, _mm256_set1_ps(five ? -16 : -8));
+        __m256 a = _mm256_set1_ps(half_avx2(p));
+        __m256 b = minimum ? _mm256_set1_ps(half_avx2(p + 2)) : _mm256_mul_ps(a, _mm256_set1_ps(five ? -16 : -8));
         for (int k = 0; k < 4; k++) w[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q[k]), a, b);
     } else if (type == F16) {
         for (int k = 0; k < 4; k++) w[k] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 64 * g + 16 * k)));
@@ -251,26 +276,23 @@ TARGET_AVX2 ALWAYS_INLINE __m256 dequantize_avx2(__m256i q, float a, float b) {
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(a), _mm256_set1_ps(b));
 }
 
-/// 8 bytes widened to 32-bit lanes.
-TARGET_AVX2 ALWAYS_INLINE __m256i widen_bytes_avx2(const uint8_t *p) {
-    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
-}
-
 /// Bit j of each lane as 16 or 0.
 TARGET_AVX2 ALWAYS_INLINE __m256i fifth_bit_avx2(__m256i bits, int j) {
     __m256i moved = j <= 4 ? _mm256_slli_epi32(bits, 4 - j) : _mm256_srli_epi32(bits, j - 4);
     return _mm256_and_si256(moved, _mm256_set1_epi32(16));
 }
 
+#define ACCUMULATORS_AVX2(type, R) ((R) == 1 && (type) != Q5_K && (type) != Q6_K ? 4 : 2)
+
 /// Accumulates `count` consecutive groups from `w` (four vectors each) into R rows' accumulators.
 #define ACCUMULATE_AVX2(w, count, g)                                                                  \
     for (int u = 0; u < (count); u++) {                                                               \
         UNROLL for (int i = 0; i < R; i++) {                                                          \
             const float *v = x + i * columns + 32 * ((g) + u);                                        \
-            acc0[i] = _mm256_fmadd_ps(w[4 * u], _mm256_loadu_ps(v), acc0[i]);                         \
-            acc1[i] = _mm256_fmadd_ps(w[4 * u + 1], _mm256_loadu_ps(v + 8), acc1[i]);                 \
-            acc0[i] = _mm256_fmadd_ps(w[4 * u + 2], _mm256_loadu_ps(v + 16), acc0[i]);                \
-            acc1[i] = _mm256_fmadd_ps(w[4 * u + 3], _mm256_loadu_ps(v + 24), acc1[i]);                \
+            UNROLL for (int k = 0; k < 4; k++) {                                                      \
+                __m256 *a = &acc[k % ACCUMULATORS_AVX2(type, R)][i];                                  \
+                *a = _mm256_fmadd_ps(w[4 * u + k], _mm256_loadu_ps(v + 8 * k), *a);                   \
+            }                                                                                         \
         }                                                                                             \
     }
 
@@ -278,8 +300,8 @@ TARGET_AVX2 ALWAYS_INLINE __m256i fifth_bit_avx2(__m256i bits, int j) {
 /// bytes holding two groups' nibbles widened once and split in 32-bit lanes.
 TARGET_AVX2 ALWAYS_INLINE void chunk_avx2(uint32_t type, int R, const uint8_t *row, int64_t groups, const float *x,
                                           int64_t columns, float *out, int64_t ldo, int accumulate) {
-    __m256 acc0[4], acc1[4];
-    UNROLL for (int i = 0; i < 4; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
+    __m256 acc[4][4];
+    UNROLL for (int k = 0; k < 4; k++) UNROLL for (int i = 0; i < 4; i++) acc[k][i] = _mm256_setzero_ps();
     __m256i nibble = _mm256_set1_epi32(0x0F);
     if (type == Q4_K || type == Q5_K) {
         int five = type == Q5_K;
@@ -346,7 +368,9 @@ TARGET_AVX2 ALWAYS_INLINE void chunk_avx2(uint32_t type, int R, const uint8_t *r
         }
     }
     UNROLL for (int i = 0; i < R; i++) {
-        float sum = sum_avx2(_mm256_add_ps(acc0[i], acc1[i]));
+        __m256 total = _mm256_add_ps(acc[0][i], acc[1][i]);
+        if (ACCUMULATORS_AVX2(type, R) == 4) total = _mm256_add_ps(total, _mm256_add_ps(acc[2][i], acc[3][i]));
+        float sum = sum_avx2(total);
         out[i * ldo] = accumulate ? out[i * ldo] + sum : sum;
     }
 }
@@ -701,6 +725,7 @@ TARGET_AVX2 static void tiled_matmul_avx2(uint32_t type, const uint8_t *weights,
 int unmask_dequantize_blocks(uint32_t type, const void *blocks, int64_t count, float *out) {
 #ifdef UNMASK_X86
     if (unmask_quantized_supported(type) && unmask_kernel_level() >= UNMASK_KERNEL_AVX2) {
+        pthread_once(&half_table_once, fill_half_table);
         dequantize_blocks_avx2(type, (const uint8_t *)blocks, count, out);
         return 1;
     }
@@ -771,6 +796,7 @@ void unmask_quantized_matmul(uint32_t type, const void *weights, int64_t row_byt
 #ifdef UNMASK_X86
     case UNMASK_KERNEL_AVX512: kernel = row_kernel_avx512(type); break;
     case UNMASK_KERNEL_AVX2:
+        pthread_once(&half_table_once, fill_half_table);
         if (m >= TILED_MINIMUM_ROWS) {
             tiled_matmul_avx2(type, (const uint8_t *)weights, row_bytes, row_order, row_begin, row_end, columns, x, m, out, ldo, accumulate);
             return;
