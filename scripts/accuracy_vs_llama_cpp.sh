@@ -6,9 +6,9 @@
 # is that side's loss: llama.cpp quantizes activations to 8 bits for its quantized dot products,
 # Unmask multiplies the weights' float32 values with float32 activations. A third column checks
 # that both sides compute the same embedding (their float32 vectors against each other).
-# llama.cpp runs its attention in float32 here (`-fa off -ctk f32 -ctv f32`: its default flash
-# attention rounds queries, keys and values to float16, which on Qwen2.5 cost some texts more than
-# the weights did), so that its loss is that of its matrix products alone.
+# llama.cpp runs its attention in float32 here (`-fa off -ctk f32 -ctv f32`: with its default
+# flash attention, which works in float16, its float32 vectors and Unmask's differed on Qwen2.5,
+# down to cosine 0.986), so that its loss is that of its matrix products alone.
 #
 #   LLAMA_CPP_BIN=DIR scripts/accuracy_vs_llama_cpp.sh [MODEL.gguf] [TEXTS.txt]
 #       (defaults: smollm2's Q4_1 file, samples/short-texts.txt)
