@@ -6,8 +6,9 @@ import UnmaskKernels
 /// `unmask-bench --fused-kernel yes [--kernel-rows 1536] [--kernel-columns 512]
 /// [--kernel-input-rows 1,8]`: the fused stored-precision kernels alone, one thread, every variant
 /// this CPU has, for each type at each count of input rows. A matrix small enough to stay in cache (1536 × 512 Q4_1 is 0.5 MB; F16 1.5 MB),
-/// so the figure is the kernel's arithmetic, not memory bandwidth. Weights are random bytes: the
-/// timing does not depend on their values.
+/// so the figure is the kernel's arithmetic, not memory bandwidth. Weights are random bytes with
+/// scales of trained weights' size: the AVX2 kernels read each block's float16 scale from a
+/// table, whose lookups a scale drawn from the whole float16 range would scatter over 256 KB.
 enum FusedKernelBench {
     static let types: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .f16, .bf16]
 
@@ -21,12 +22,19 @@ enum FusedKernelBench {
         var result = [Float](repeating: 0, count: most * rows)
         for type in types where columns % type.blockSize == 0 {
             let rowBytes = columns / type.blockSize * type.bytesPerBlock
-            // Random bytes, but F16 and BF16 values finite and normal: subnormals cost some CPUs
-            // extra cycles that trained weights would not.
-            let weights = (0..<(rows * rowBytes)).map { i in
+            // Random bytes, but F16 and BF16 values and block scales finite and normal: subnormals
+            // cost some CPUs extra cycles that trained weights would not.
+            var weights = (0..<(rows * rowBytes)).map { i in
                 let byte = UInt8(truncatingIfNeeded: generator.next())
                 guard type == .f16 || type == .bf16, i % 2 == 1 else { return byte }
                 return (byte & 0x80) | (type == .f16 ? 0x20 | (byte & 0x0F) : 0x3C | (byte & 0x01))
+            }
+            for block in 0..<(rows * rowBytes / type.bytesPerBlock) {
+                for offset in type.halfScaleOffsets {
+                    let scale = Float16(Float(generator.unit()) * 0.1 - 0.05).bitPattern
+                    weights[block * type.bytesPerBlock + offset] = UInt8(scale & 0xFF)
+                    weights[block * type.bytesPerBlock + offset + 1] = UInt8(scale >> 8)
+                }
             }
             var cells: [String] = []
             for level in 0...Int(unmask_best_kernel_level()) {

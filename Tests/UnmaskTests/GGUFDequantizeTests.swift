@@ -85,15 +85,8 @@ import UnmaskTestSupport
         let blocks = rows * rowLength / type.blockSize
         var bytes = (0..<blocks * type.bytesPerBlock).map { _ in UInt8.random(in: 0...255, using: &rng) }
         // finite float16 scales where the layout has them, so NaNs do not hide differences
-        let scaleOffsets: [Int] = switch type {
-        case .q4_K: [0, 2]
-        case .q6_K: [208]
-        case .q8_0: [0]
-        case .q5_1: [0, 2]
-        default: []
-        }
         for b in 0..<blocks {
-            for o in scaleOffsets {
+            for o in type.halfScaleOffsets {
                 let bits = Float16(Float.random(in: -1...1, using: &rng)).bitPattern
                 bytes[b * type.bytesPerBlock + o] = UInt8(bits & 0xFF)
                 bytes[b * type.bytesPerBlock + o + 1] = UInt8(bits >> 8)

@@ -121,16 +121,9 @@ struct GGUFBuilder {
             }
             return bytes
         }
-        // Where each block keeps its float16 scales (ggml-common.h).
-        let scaleOffsets: [Int]
-        switch type {
-        case .q4_0, .q5_0, .q8_0, .f16: scaleOffsets = [0]
-        case .q4_1, .q5_1, .q4_K, .q5_K: scaleOffsets = [0, 2]
-        case .q2_K: scaleOffsets = [80, 82]
-        case .q3_K: scaleOffsets = [108]
-        case .q6_K: scaleOffsets = [208]
-        default: preconditionFailure("no random blocks for \(type)")
-        }
+        // F16's values are drawn as the block types' scales are.
+        let scaleOffsets = type == .f16 ? [0] : type.halfScaleOffsets
+        precondition(!scaleOffsets.isEmpty, "no random blocks for \(type)")
         for b in 0..<count {
             for offset in scaleOffsets {
                 let scale = Float16(Float.random(in: -0.05...0.05, using: &rng)).bitPattern

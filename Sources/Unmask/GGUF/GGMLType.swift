@@ -53,6 +53,20 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
+    /// Where a block of a dequantizable block type keeps its float16 scales (d, and dmin where it
+    /// has one; ggml-common.h); empty for the plain types. Makers of random blocks (tests,
+    /// benchmarks) write finite scales there, as trained weights have.
+    public var halfScaleOffsets: [Int] {
+        switch self {
+        case .q4_0, .q5_0, .q8_0: return [0]
+        case .q4_1, .q5_1, .q4_K, .q5_K: return [0, 2]
+        case .q2_K: return [80, 82]
+        case .q3_K: return [108]
+        case .q6_K: return [208]
+        default: return []
+        }
+    }
+
     /// The types `GGMLDequantize` converts to float32.
     public var isDequantizable: Bool {
         switch self {
